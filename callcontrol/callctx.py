@@ -90,6 +90,14 @@ class CallContext(Protocol):
     def push_back(self, event: TelephonyEvent) -> None:
         """Put an event back at the head of the inbox (for the next step to see)."""
 
+    def claim_channel(self, channel_id: str) -> None:
+        """Route the events of another channel (an agent leg, a dialed party) to this call.
+
+        Claim before creating the channel, so its first event is not missed."""
+
+    def release_channel(self, channel_id: str) -> None:
+        """Stop routing a claimed channel's events to this call."""
+
     def log(self, kind: str, **data: Any) -> None:
         """Append an entry to the call's timeline."""
 
