@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from callcontrol.telephony import Telephony, TelephonyEvent
 
 
-class CallerHungUp(Exception):  # noqa: N818 - a control-flow signal, not an error
+class CallerHungUp(Exception):
     """Raised by :meth:`CallContext.next_event` once the caller's channel has hung up."""
 
     def __init__(self, cause: int = 16) -> None:

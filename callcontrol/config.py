@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from callcontrol.errors import ConfigError
 from callcontrol.yamlpos import load_yaml_with_positions, position_of
@@ -28,11 +36,24 @@ class SecretRef(_Model):
 
     env: str | None = None
     file: Path | None = None
+    _value: SecretStr | None = PrivateAttr(default=None)
 
-    def resolve(self, base: Path) -> SecretStr:
+    def load(self, base: Path, environ: Mapping[str, str]) -> None:
+        """Read the secret now (at config load); raise :class:`ConfigError` if it is missing."""
+        self._value = self.resolve(base, environ)
+
+    @property
+    def value(self) -> SecretStr:
+        """The secret read at load time."""
+        if self._value is None:
+            raise ConfigError("secret was not loaded with the config")
+        return self._value
+
+    def resolve(self, base: Path, environ: Mapping[str, str] | None = None) -> SecretStr:
         """Read the secret; raise :class:`ConfigError` when it is not there."""
+        environ = os.environ if environ is None else environ
         if self.env:
-            value = os.environ.get(self.env)
+            value = environ.get(self.env)
             if not value:
                 raise ConfigError(f"secret environment variable {self.env} is not set")
             return SecretStr(value)
@@ -83,6 +104,19 @@ class AsteriskConfig(_Model):
     recordings_dir: Path = Path("recordings")
     # Where Asterisk writes ARI recordings (spool/recording), as the daemon sees it.
     spool_recording_dir: Path | None = None
+    # The instance callcontrol starts itself (callcontrol.pbx): SIP, RTP and where it binds.
+    # HTTP/ARI and AMI ports come from ``ari.url`` and ``ami.port``.
+    instance_name: str = "callcontrol"
+    bind: str = "127.0.0.1"
+    sip_port: int = 5060
+    rtp_start: int = 10000
+    rtp_end: int = 10199
+    # Asterisk root (a chroot built by scripts/provision-asterisk.sh); None: ask the script.
+    chroot: Path | None = None
+    # Dial string the dialplan fallback tries when the app is down (e.g. PJSIP/operator).
+    overflow_dial: str | None = None
+    overflow_timeout: int = 30
+    fallback_prompt: str = "im-sorry&all-circuits-busy-now&please-try-call-later"
 
 
 class DatabaseConfig(_Model):
@@ -94,6 +128,11 @@ class DatabaseConfig(_Model):
     batch_interval: float = 0.05
     memory_queue_max: int = 10000
     retry_interval: float = 0.5
+    # A batch not committed within this many seconds counts as failed and is retried.
+    write_timeout: float = 10.0
+    # How often an idle writer checks that the database answers (for /health).
+    probe_interval: float = 5.0
+    journal_segment_bytes: int = 8 * 1024 * 1024
 
 
 class HttpConfig(_Model):
@@ -149,6 +188,27 @@ class QueueConfig(_Model):
     announce_position: float | None = None
     short_abandon: float = 5.0
     service_level: float = 20.0
+    # Played after the position announcement when the flow's queue step offers a callback.
+    callback_prompt: list[str] = Field(
+        default_factory=lambda: ["sound:to-call-this-number", "sound:vm-press", "digits:1"]
+    )
+    callback_confirm_timeout: float = 10.0
+
+
+class AcdConfig(_Model):
+    """Settings of the ACD shared by every queue: pause reasons, feature codes and callbacks."""
+
+    pause_reasons: list[str] = Field(
+        default_factory=lambda: ["break", "lunch", "training", "meeting", "no_answer"]
+    )
+    login_code: str = "*45"
+    pause_code: str = "*46"
+    # Dial string of the customer's leg of a callback; ``{number}`` is the number to call.
+    callback_endpoint: str = "PJSIP/{number}"
+    callback_caller_id: str | None = None
+    callback_attempts: int = 3
+    callback_retry_delay: float = 120.0
+    callback_ring_timeout: float = 30.0
 
 
 class CallerSourceConfig(_Model):
@@ -177,14 +237,27 @@ class Config(_Model):
     flows: FlowsConfig = FlowsConfig()
     agents: list[AgentConfig] = Field(default_factory=list)
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
+    acd: AcdConfig = AcdConfig()
     callers: list[CallerSourceConfig] = Field(default_factory=list)
+    # Schedules shared by every flow (name -> raw schedule mapping as in FLOWS.md "Schedules").
+    # Kept raw here: the flows side validates them (callcontrol.flows.model.Schedule).
+    schedules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     run: RunConfig = RunConfig()
-    # Folder relative paths are resolved against (the config file's folder's parent by default).
+    # Folder that relative paths are resolved against; itself relative to the config file's
+    # folder (default: that folder).
     base_dir: Path = Path(".")
 
     def path(self, p: Path) -> Path:
         """Resolve a configured path against :attr:`base_dir`."""
         return p if p.is_absolute() else self.base_dir / p
+
+    def database_url(self) -> str:
+        """The database URL, a relative SQLite file resolved against :attr:`base_dir`."""
+        url = self.database.url
+        prefix = "sqlite+aiosqlite:///"
+        if url.startswith(prefix) and not url[len(prefix):].startswith(("/", ":memory:")):
+            return prefix + str(self.path(Path(url[len(prefix):])))
+        return url
 
 
 def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -217,9 +290,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}:1:1: the config must be a mapping")
     data: dict[str, Any] = dict(root)
     _apply_env_overrides(data, environ)
-    data.setdefault("base_dir", str(path.resolve().parent.parent))
+    base = Path(str(data.get("base_dir", ".")))
+    data["base_dir"] = str(base if base.is_absolute() else (path.resolve().parent / base).resolve())
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -227,8 +301,35 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
             where = ".".join(str(p) for p in err["loc"])
             lines.append(f"{path}:{line}:{col}: {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
+    problems = []
+    for loc, ref in _secret_refs(config, ()):
+        try:
+            ref.load(config.base_dir, environ)
+        except ConfigError as exc:
+            line, col = position_of(positions, loc)
+            problems.append(f"{path}:{line}:{col}: {'.'.join(map(str, loc))}: {exc}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def _secret_refs(node: Any, loc: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...],
+                                                                     SecretRef]]:
+    if isinstance(node, SecretRef):
+        return [(loc, node)]
+    found = []
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            found += _secret_refs(getattr(node, name), (*loc, name))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += _secret_refs(item, (*loc, index))
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            found += _secret_refs(item, (*loc, key))
+    return found
 
 
 def resolve_secret(config: Config, ref: SecretRef) -> SecretStr:
-    """Read one configured secret (relative secret files resolve against ``base_dir``)."""
-    return ref.resolve(config.base_dir)
+    """The value of one configured secret, read when the config was loaded."""
+    return ref.value

@@ -27,12 +27,12 @@ class FakeTelephony:
         self.bridges: dict[str, list[str]] = {}
         self.channels: dict[str, ChannelInfo] = {}
 
-    def _do(self, name: str, **args: Any) -> None:
-        self.commands.append((name, args))
-        if name in self.fail:
-            raise self.fail[name]
+    def _do(self, command: str, /, **args: Any) -> None:
+        self.commands.append((command, args))
+        if command in self.fail:
+            raise self.fail[command]
         if self.on_command is not None:
-            self.on_command(name, args)
+            self.on_command(command, args)
 
     def names(self) -> list[str]:
         """The names of the commands received so far, in order."""

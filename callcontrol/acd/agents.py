@@ -1,0 +1,356 @@
+"""Agent state machine: who may be offered a call, and the timeline that sums agent time.
+
+    logged_out --login--> available <--------------------------------+
+        ^                   |  ^  \\--pause--> paused --unpause-------+
+        |                   |  |   \\--headset lost--> unreachable ---+ (headset back)
+        |                 offer |
+        |                   v  | ring failed / cancelled
+        +---logout------- ringing --answered--> on_call --call end--> wrap_up --timer-->+
+
+Every change goes through :meth:`AgentBoard._transition`, which checks :data:`TRANSITIONS`, logs
+it and appends an :class:`~callcontrol.store.records.AgentEvent` (``kind="state"``, ``data``
+with ``from``, ``to``, ``reason`` and ``seconds`` spent in the state left), so login, pause,
+talk and wrap-up seconds can be summed from the log alone.
+
+A logout or pause asked for while the agent rings or talks is kept as pending and applied when
+the call (and its wrap-up) ends; an agent whose headset is not registered is never offered a
+call. Everything here is synchronous: call it from the event loop, never from a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from callcontrol.config import AgentConfig
+from callcontrol.errors import CallControlError
+from callcontrol.logging import get_logger
+from callcontrol.store.records import AgentEvent, InteractionLog
+from callcontrol.telephony import utcnow
+
+_log = get_logger(__name__)
+
+
+class AgentState(StrEnum):
+    """The states an agent can be in."""
+
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+    UNREACHABLE = "unreachable"
+
+
+S = AgentState
+TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
+    S.LOGGED_OUT: frozenset({S.AVAILABLE, S.UNREACHABLE}),
+    S.AVAILABLE: frozenset({S.RINGING, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
+    S.RINGING: frozenset({S.ON_CALL, S.AVAILABLE, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
+    S.ON_CALL: frozenset({S.WRAP_UP, S.AVAILABLE, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
+    S.WRAP_UP: frozenset({S.AVAILABLE, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
+    S.PAUSED: frozenset({S.AVAILABLE, S.LOGGED_OUT, S.UNREACHABLE}),
+    S.UNREACHABLE: frozenset({S.AVAILABLE, S.PAUSED, S.LOGGED_OUT}),
+}
+"""The one table of allowed agent transitions (``from -> {to}``)."""
+
+BUSY_STATES = frozenset({S.RINGING, S.ON_CALL})
+"""States in which an agent's call owns it: logout and pause wait for the call to end."""
+
+
+class AgentStateError(CallControlError):
+    """An agent operation is not allowed in the agent's current state (or the agent or reason
+    is unknown)."""
+
+    error_id = "agent_state"
+
+
+@dataclass
+class Agent:
+    """One agent's live state and counters (owned by :class:`AgentBoard`)."""
+
+    config: AgentConfig
+    state: AgentState = AgentState.LOGGED_OUT
+    state_since: datetime = field(default_factory=utcnow)
+    reason: str = ""
+    reachable: bool = True
+    calls_answered: int = 0
+    consecutive_no_answers: int = 0
+    idle_since: datetime | None = None
+    last_call_end: datetime | None = None
+    wrap_up_until: datetime | None = None
+    pending: str | None = None  # "logout" or "pause:REASON", applied when the call ends
+    call_id: str | None = None
+    queue: str | None = None
+    _wrap_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def id(self) -> str:
+        """The agent's configured id."""
+        return self.config.id
+
+    @property
+    def logged_in(self) -> bool:
+        """True when the agent counts as staffing its queues (paused and wrap-up included;
+        unreachable agents are left out: their headset cannot ring)."""
+        return self.state not in (AgentState.LOGGED_OUT, AgentState.UNREACHABLE)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready view for the API and live statistics."""
+        return {
+            "id": self.id,
+            "name": self.config.name,
+            "endpoint": self.config.endpoint,
+            "state": self.state.value,
+            "reason": self.reason,
+            "since": self.state_since.isoformat(),
+            "reachable": self.reachable,
+            "calls_answered": self.calls_answered,
+            "consecutive_no_answers": self.consecutive_no_answers,
+            "pending": self.pending,
+            "call_id": self.call_id,
+            "queue": self.queue,
+            "queues": list(self.config.queues),
+        }
+
+
+class AgentBoard:
+    """All agents and every operation that changes their state.
+
+    ``on_change(agent)`` runs after each transition (the router uses it to wake itself).
+    """
+
+    def __init__(
+        self,
+        agents: Sequence[AgentConfig],
+        log: InteractionLog,
+        *,
+        pause_reasons: Sequence[str] = ("break", "no_answer"),
+        login_code: str = "*45",
+        pause_code: str = "*46",
+        clock: Callable[[], datetime] = utcnow,
+        on_change: Callable[[Agent], None] | None = None,
+    ) -> None:
+        self._log = log
+        self._clock = clock
+        self.pause_reasons = tuple(pause_reasons)
+        self.login_code = login_code
+        self.pause_code = pause_code
+        self.on_change = on_change
+        now = clock()
+        self.agents: dict[str, Agent] = {a.id: Agent(a, state_since=now) for a in agents}
+        self._by_endpoint = {a.endpoint: a.id for a in agents}
+
+    def get(self, agent_id: str) -> Agent:
+        """The agent with this id; :class:`AgentStateError` when there is none."""
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise AgentStateError(f"unknown agent {agent_id!r}") from None
+
+    def by_endpoint(self, endpoint: str) -> Agent:
+        """The agent whose headset is ``endpoint``."""
+        agent_id = self._by_endpoint.get(endpoint)
+        if agent_id is None:
+            raise AgentStateError(f"no agent has endpoint {endpoint!r}")
+        return self.agents[agent_id]
+
+    # -- operations asked for by people (API, feature codes) and the PBX (contact status) --
+
+    def login(self, agent_id: str) -> AgentState:
+        """Log an agent in: available, or unreachable while its headset is not registered."""
+        agent = self.get(agent_id)
+        if agent.pending == "logout":
+            agent.pending = None
+            return agent.state
+        if agent.state is not AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id} is already logged in")
+        agent.idle_since = self._clock()
+        self._transition(agent, self._rest_state(agent), "login")
+        return agent.state
+
+    def logout(self, agent_id: str) -> AgentState:
+        """Log an agent out (after its current call when it rings or talks)."""
+        agent = self.get(agent_id)
+        if agent.state is AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id} is not logged in")
+        if agent.state in BUSY_STATES:
+            agent.pending = "logout"
+            return agent.state
+        self._cancel_wrap_up(agent)
+        self._transition(agent, AgentState.LOGGED_OUT, "logout")
+        return agent.state
+
+    def pause(self, agent_id: str, reason: str) -> AgentState:
+        """Pause an agent with a configured reason (after its current call when busy)."""
+        agent = self.get(agent_id)
+        if reason not in self.pause_reasons:
+            raise AgentStateError(
+                f"unknown pause reason {reason!r} (configured: {', '.join(self.pause_reasons)})"
+            )
+        if agent.state is AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id} is not logged in")
+        if agent.state in BUSY_STATES:
+            agent.pending = f"pause:{reason}"
+            return agent.state
+        if agent.state is AgentState.PAUSED:
+            agent.reason = reason
+            return agent.state
+        self._cancel_wrap_up(agent)
+        agent.reason = reason
+        self._transition(agent, AgentState.PAUSED, reason)
+        return agent.state
+
+    def unpause(self, agent_id: str) -> AgentState:
+        """End a pause (or cancel a pending one)."""
+        agent = self.get(agent_id)
+        if agent.pending and agent.pending.startswith("pause:"):
+            agent.pending = None
+            return agent.state
+        if agent.state is not AgentState.PAUSED:
+            raise AgentStateError(f"agent {agent_id} is not paused")
+        agent.consecutive_no_answers = 0
+        self._transition(agent, self._rest_state(agent), "unpause")
+        return agent.state
+
+    def feature_code(self, endpoint: str, code: str) -> AgentState:
+        """Apply a code dialed on a headset: login code toggles login, pause code toggles
+        pause (with the first configured reason). Returns the agent's new state."""
+        agent = self.by_endpoint(endpoint)
+        if code == self.login_code:
+            if agent.state is AgentState.LOGGED_OUT:
+                return self.login(agent.id)
+            return self.logout(agent.id)
+        if code == self.pause_code:
+            if agent.state is AgentState.PAUSED:
+                return self.unpause(agent.id)
+            return self.pause(agent.id, self.pause_reasons[0])
+        raise AgentStateError(f"unknown feature code {code!r}")
+
+    def set_reachable(self, endpoint: str, reachable: bool) -> AgentState:
+        """Record the headset's registration (from AMI contact status)."""
+        agent = self.by_endpoint(endpoint)
+        if agent.reachable == reachable:
+            return agent.state
+        agent.reachable = reachable
+        if not reachable and agent.state is AgentState.AVAILABLE:
+            self._transition(agent, AgentState.UNREACHABLE, "headset_unregistered")
+        elif reachable and agent.state is AgentState.UNREACHABLE:
+            self._transition(agent, AgentState.AVAILABLE, "headset_registered")
+        return agent.state
+
+    # -- operations of the ACD's calls ---------------------------------------------------
+
+    def offer(self, agent_id: str, call_id: str, queue: str) -> None:
+        """Reserve an available agent for a call: it is ringing from now on."""
+        agent = self.get(agent_id)
+        if agent.state is not AgentState.AVAILABLE:
+            raise AgentStateError(f"agent {agent_id} is {agent.state}, not available")
+        agent.call_id, agent.queue = call_id, queue
+        self._transition(agent, AgentState.RINGING, "offered")
+
+    def ring_failed(self, agent_id: str, max_no_answer: int) -> AgentState:
+        """The agent did not answer: count it; ``max_no_answer`` in a row pause it."""
+        agent = self._busy(agent_id, AgentState.RINGING)
+        agent.consecutive_no_answers += 1
+        if max_no_answer > 0 and agent.consecutive_no_answers >= max_no_answer:
+            agent.pending = None
+            agent.reason = "no_answer"
+            self._transition(agent, AgentState.PAUSED, "no_answer")
+        else:
+            self._transition(agent, self._rest_state(agent), "no_answer")
+        return agent.state
+
+    def ring_cancelled(self, agent_id: str) -> AgentState:
+        """The ring (or a just-answered leg) was stopped because the caller left: no count."""
+        agent = self._busy(agent_id, AgentState.RINGING, AgentState.ON_CALL)
+        self._transition(agent, self._rest_state(agent), "caller_left")
+        return agent.state
+
+    def connected(self, agent_id: str) -> None:
+        """The agent answered and is bridged with the caller."""
+        agent = self._busy(agent_id, AgentState.RINGING)
+        agent.consecutive_no_answers = 0
+        agent.calls_answered += 1
+        self._transition(agent, AgentState.ON_CALL, "answered")
+
+    def call_ended(self, agent_id: str, wrap_up_s: float) -> None:
+        """The agent's call ended: wrap-up for ``wrap_up_s`` seconds, then the rest state."""
+        agent = self._busy(agent_id, AgentState.ON_CALL)
+        now = self._clock()
+        agent.last_call_end = agent.idle_since = now
+        if wrap_up_s <= 0:
+            self._transition(agent, self._rest_state(agent), "call_ended")
+            return
+        self._transition(agent, AgentState.WRAP_UP, "call_ended")
+        agent.wrap_up_until = now + timedelta(seconds=wrap_up_s)
+        loop = asyncio.get_running_loop()
+        agent._wrap_timer = loop.call_later(wrap_up_s, self._wrap_up_done, agent.id)
+
+    def shutdown(self) -> None:
+        """Cancel every wrap-up timer (the daemon is stopping)."""
+        for agent in self.agents.values():
+            if agent._wrap_timer is not None:
+                agent._wrap_timer.cancel()
+                agent._wrap_timer = None
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _wrap_up_done(self, agent_id: str) -> None:
+        agent = self.agents[agent_id]
+        agent._wrap_timer = None
+        if agent.state is AgentState.WRAP_UP:
+            self._transition(agent, self._rest_state(agent), "wrap_up_ended")
+
+    def _cancel_wrap_up(self, agent: Agent) -> None:
+        if agent._wrap_timer is not None:
+            agent._wrap_timer.cancel()
+            agent._wrap_timer = None
+
+    def _busy(self, agent_id: str, *states: AgentState) -> Agent:
+        agent = self.get(agent_id)
+        if agent.state not in states:
+            raise AgentStateError(f"agent {agent_id} is {agent.state}, expected "
+                                  f"{'/'.join(states)}")
+        return agent
+
+    def _rest_state(self, agent: Agent) -> AgentState:
+        """Where an agent goes when nothing holds it: pending logout or pause first."""
+        pending, agent.pending = agent.pending, None
+        if pending == "logout":
+            return AgentState.LOGGED_OUT
+        if pending is not None:
+            agent.reason = pending.removeprefix("pause:")
+            return AgentState.PAUSED
+        return AgentState.AVAILABLE if agent.reachable else AgentState.UNREACHABLE
+
+    def _transition(self, agent: Agent, to: AgentState, reason: str) -> None:
+        """The one place agent state changes: validate, log, journal, notify."""
+        before = agent.state
+        if to not in TRANSITIONS[before]:
+            raise AgentStateError(f"agent {agent.id}: {before} -> {to} is not allowed")
+        now = self._clock()
+        seconds = max(0.0, (now - agent.state_since).total_seconds())
+        record: dict[str, Any] = {"from": before.value, "to": to.value, "reason": reason,
+                                  "seconds": round(seconds, 3)}
+        if agent.call_id is not None:
+            record.update(call_id=agent.call_id, queue=agent.queue)
+        if AgentState.PAUSED in (before, to):
+            # Entering a pause, callers set agent.reason first; leaving one, it is still set.
+            record["pause_reason"] = agent.reason
+        agent.state, agent.state_since = to, now
+        if to not in (AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP):
+            agent.call_id = agent.queue = None
+        if to is not AgentState.PAUSED:
+            agent.reason = ""
+        if to is not AgentState.WRAP_UP:
+            agent.wrap_up_until = None
+        _log.info("agent_state", agent_id=agent.id, **record)
+        self._log.append(AgentEvent(agent_id=agent.id, kind="state", data=record, at=now))
+        if self.on_change is not None:
+            self.on_change(agent)

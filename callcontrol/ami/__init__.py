@@ -1,0 +1,2 @@
+"""Asterisk Manager Interface: pure message parsing (``protocol``) and the panoramisk wrapper
+(``client``)."""

@@ -1,0 +1,1 @@
+"""callcontrol's HTTP API (aiohttp): health, calls, flows, agents, queues, live state."""

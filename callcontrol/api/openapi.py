@@ -1,0 +1,98 @@
+"""The OpenAPI document of the HTTP API (served at ``/api/openapi.json``).
+
+A unit test checks that it names exactly the routes the server has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _op(summary: str, role: str | None, ok: dict[str, Any] | None = None,
+        params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
+        errors: tuple[int, ...] = ()) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": ok or {}}}}
+    }
+    if role:
+        responses["401"] = {"description": "no valid bearer token",
+                            "content": {"application/json": {"schema": _ERROR}}}
+        responses["403"] = {"description": f"needs the {role} role",
+                            "content": {"application/json": {"schema": _ERROR}}}
+    for status in errors:
+        responses[str(status)] = {"description": "error",
+                                  "content": {"application/json": {"schema": _ERROR}}}
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if role:
+        op["security"] = [{"bearer": []}]
+        op["x-role"] = role
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": False,
+                             "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+_AGENT_ACTION_BODY = {
+    "type": "object",
+    "properties": {"reason": {"type": "string"}},
+    "additionalProperties": False,
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "callcontrol", "version": "1"},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["id", "message"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "message": {"type": "string"},
+                            "details": {},
+                        },
+                    }
+                },
+            }
+        },
+    },
+    "paths": {
+        "/health": {"get": _op("Links (ari, ami, db) and flow load state; 503 while a link is "
+                               "down. Open on localhost.", None, errors=(503,))},
+        "/api/openapi.json": {"get": _op("This document", None)},
+        "/api/calls": {"get": _op("Newest calls first", "supervisor", {"type": "array"},
+                                  [{"name": "limit", "in": "query",
+                                    "schema": {"type": "integer", "minimum": 1,
+                                               "maximum": 1000}}], errors=(400,))},
+        "/api/calls/{call_id}": {"get": _op("One call with its timeline", "supervisor",
+                                            params=[_path_param("call_id")], errors=(404,))},
+        "/api/flows": {"get": _op("Live flows, versions and refused changes", "supervisor")},
+        "/api/agents": {"get": _op("Agents with their live state", "supervisor",
+                                   {"type": "array"})},
+        "/api/queues": {"get": _op("Queues with live statistics", "supervisor",
+                                   {"type": "array"})},
+        **{
+            f"/api/agents/{{agent_id}}/{action}": {
+                "post": _op(f"Agent {action}", "agent", params=[_path_param("agent_id")],
+                            body=_AGENT_ACTION_BODY, errors=(400, 404, 409))
+            }
+            for action in ("login", "logout", "pause", "unpause")
+        },
+        "/demo/crm/customers/{account}": {"get": _op("Demo CRM record", None,
+                                                     params=[_path_param("account")],
+                                                     errors=(404,))},
+    },
+}

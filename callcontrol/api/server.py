@@ -1,0 +1,186 @@
+"""The aiohttp application: routes, bearer-token auth, JSON errors with stable ids."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from callcontrol.api.auth import Principal, Role, TokenStore
+from callcontrol.api.backend import ApiBackend
+from callcontrol.api.openapi import OPENAPI
+from callcontrol.errors import ApiError, CallControlError
+from callcontrol.logging import get_logger
+
+log = get_logger("callcontrol.api")
+
+BACKEND = web.AppKey("backend", ApiBackend)
+TOKENS = web.AppKey("tokens", TokenStore)
+PRINCIPAL = web.RequestKey("principal", Principal)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, error_id: str, message: str, details: Any = None) -> web.Response:
+    """The one JSON error shape: ``{error: {id, message, details}}``."""
+    return web.json_response(
+        {"error": {"id": error_id, "message": message, "details": details}}, status=status
+    )
+
+
+def _is_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every error into the JSON error shape; never leak a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.error_id, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        ids = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        return error_response(exc.status, ids.get(exc.status, "http_error"), exc.reason)
+    except CallControlError as exc:
+        log.warning("api_domain_error", path=request.path, error=str(exc))
+        return error_response(502 if exc.error_id.startswith("pbx") else 500, exc.error_id,
+                              str(exc))
+    except Exception:
+        log.exception("api_internal_error", path=request.path)
+        return error_response(500, "internal", "internal error")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Require a bearer token on ``/api``; ``/health`` is open on localhost only."""
+    path = request.path
+    open_paths = path == "/api/openapi.json" or path.startswith("/demo/")
+    if path == "/health" and _is_loopback(request):
+        open_paths = True
+    if not open_paths:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        principal = (
+            request.app[TOKENS].lookup(token.strip()) if scheme.lower() == "bearer" else None
+        )
+        if principal is None:
+            return error_response(401, "unauthorized", "a valid bearer token is required")
+        request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def require(request: web.Request, role: Role) -> Principal:
+    """The request's principal, if it has at least ``role``; else a 403 error."""
+    principal: Principal = request[PRINCIPAL]
+    if not principal.at_least(role):
+        raise ApiError(403, "forbidden", f"this needs the {role} role")
+    return principal
+
+
+async def health(request: web.Request) -> web.Response:
+    ok, body = request.app[BACKEND].health()
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ApiError(400, "invalid_parameter", "limit must be a whole number from 1 to 1000",
+                       {"parameter": "limit", "value": raw})
+    return int(raw)
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    require(request, "supervisor")
+    return web.json_response(await request.app[BACKEND].recent_calls(_limit(request)))
+
+
+async def get_call(request: web.Request) -> web.Response:
+    require(request, "supervisor")
+    call = await request.app[BACKEND].call_detail(request.match_info["call_id"])
+    if call is None:
+        raise ApiError(404, "call_not_found", "no such call",
+                       {"call_id": request.match_info["call_id"]})
+    return web.json_response(call)
+
+
+async def list_flows(request: web.Request) -> web.Response:
+    require(request, "supervisor")
+    return web.json_response(request.app[BACKEND].flows_status())
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    require(request, "supervisor")
+    return web.json_response(request.app[BACKEND].agents())
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    require(request, "supervisor")
+    return web.json_response(request.app[BACKEND].queues())
+
+
+async def agent_action(request: web.Request) -> web.Response:
+    principal = require(request, "agent")
+    agent_id = request.match_info["agent_id"]
+    action = request.match_info["action"]
+    if principal.role == "agent" and principal.agent_id != agent_id:
+        raise ApiError(403, "forbidden", "an agent token acts only on its own agent")
+    reason: str | None = None
+    if request.can_read_body:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_body", "the request body must be a JSON object")
+        unknown = set(body) - {"reason"}
+        if unknown:
+            raise ApiError(400, "invalid_body", f"unknown fields: {', '.join(sorted(unknown))}",
+                           {"allowed": ["reason"]})
+        if "reason" in body and not isinstance(body["reason"], str):
+            raise ApiError(400, "invalid_body", "reason must be a string")
+        reason = body.get("reason")
+    result = request.app[BACKEND].agent_action(agent_id, action, reason)
+    return web.json_response(result)
+
+
+async def demo_crm(request: web.Request) -> web.Response:
+    customer = request.app[BACKEND].crm_customer(request.match_info["account"])
+    if customer is None:
+        raise ApiError(404, "customer_not_found", "no such customer")
+    return web.json_response(customer)
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/health", health),
+    ("GET", "/api/openapi.json", openapi),
+    ("GET", "/api/calls", list_calls),
+    ("GET", "/api/calls/{call_id}", get_call),
+    ("GET", "/api/flows", list_flows),
+    ("GET", "/api/agents", list_agents),
+    ("GET", "/api/queues", list_queues),
+    ("POST", "/api/agents/{agent_id}/{action:login|logout|pause|unpause}", agent_action),
+    ("GET", "/demo/crm/customers/{account}", demo_crm),
+]
+
+
+def build_app(backend: ApiBackend, tokens: TokenStore) -> web.Application:
+    """The aiohttp application serving the API for ``backend``."""
+    app = web.Application(middlewares=[errors_middleware, auth_middleware],
+                          client_max_size=64 * 1024)
+    app[BACKEND] = backend
+    app[TOKENS] = tokens
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    return app

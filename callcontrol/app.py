@@ -1,0 +1,244 @@
+"""Wiring and lifecycle of the daemon.
+
+    start:  store (journal replay) -> flows -> ACD -> ARI (+ resync on every connect) -> AMI
+            -> HTTP API -> PID file
+    run:    ARI events -> translate -> new inbound channel: CallManager; else the owner's inbox
+    stop:   (SIGTERM) stop taking calls -> drain (grace) -> hand the rest to the dialplan
+            fallback -> close links -> flush the store -> exit 0
+
+Long-lived tasks are owned here and cancelled on shutdown; nothing is fire-and-forget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcontrol.api.auth import TokenStore
+from callcontrol.api.server import build_app
+from callcontrol.ari.adapter import translate
+from callcontrol.ari.protocol import AriEvent
+from callcontrol.calls import CallManager
+from callcontrol.config import Config, resolve_secret
+from callcontrol.events_router import EventRouter
+from callcontrol.logging import configure_logging, get_logger
+from callcontrol.pbx.paths import PathMap
+from callcontrol.recovery import Recovery
+from callcontrol.store.queries import (
+    call_timeline,
+    call_to_json,
+    event_to_json,
+    get_call,
+    recent_calls,
+)
+from callcontrol.telephony import ChannelEntered, TelephonyEvent
+
+log = get_logger("callcontrol.app")
+
+DEMO_CRM: dict[str, dict[str, Any]] = {
+    "123456": {"account": "123456", "name": "Mario Rossi", "tier": "vip", "balance": 12.5},
+    "654321": {"account": "654321", "name": "Anna Bianchi", "tier": "standard",
+               "balance": 0.0},
+}
+
+
+class App:
+    """The daemon: owns every long-lived task and link."""
+
+    def __init__(
+        self, config: Config, paths: PathMap, stock_sounds: dict[str, set[str]],
+        engine: AsyncEngine,
+    ) -> None:
+        from callcontrol.acd.service import build_acd
+        from callcontrol.ami.client import AmiClient
+        from callcontrol.ari.adapter import AriTelephony
+        from callcontrol.ari.client import AriClient
+        from callcontrol.flows.runtime import FlowService
+        from callcontrol.store.writer import StoreWriter
+
+        self.config = config
+        self.router = EventRouter()
+        self.engine = engine
+        self.store = StoreWriter.from_config(
+            engine, config.database, config.path(config.database.journal_dir)
+        )
+        ari = config.asterisk.ari
+        self.ari = AriClient(
+            ari.url, ari.user, resolve_secret(config, ari.password).get_secret_value(), ari.app,
+            request_timeout=ari.request_timeout, reconnect_max_delay=ari.reconnect_max_delay,
+        )
+        self.telephony = AriTelephony(self.ari)
+        ami = config.asterisk.ami
+        self.ami = AmiClient(
+            ami.host, ami.port, ami.user, resolve_secret(config, ami.password).get_secret_value(),
+            action_timeout=ami.action_timeout, ping_interval=ami.ping_interval,
+        )
+        self.paths = paths
+        self.flows = FlowService(config, to_pbx=paths.to_pbx, stock_sounds=stock_sounds)
+        self.acd = build_acd(config, self.telephony, self.store, self.router.post)
+        self.calls = CallManager(
+            self.telephony, self.store, self.router, self.flows.run_call,
+            call_max_seconds=config.run.call_max_seconds,
+            queue_handler=self.acd.queue_handler, dial_handler=self.acd.dial_handler,
+        )
+        self.recovery = Recovery(self)
+        self.tokens = TokenStore(config.path(config.http.tokens_file))
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopping = asyncio.Event()
+
+    @classmethod
+    async def create(cls, config: Config) -> App:
+        """Build the app for ``config``: finds how Asterisk sees our files and its sounds."""
+        from callcontrol.flows.check import load_stock_sounds
+        from callcontrol.pbx.service import instance_for_config
+        from callcontrol.store.db import create_engine
+        from callcontrol.store.migrations import upgrade
+
+        instance = await instance_for_config(config, config.path(Path("var")))
+        root = instance.launcher.root or Path("/")
+        sounds = load_stock_sounds(root / "usr/share/asterisk/sounds")
+        url = config.database_url()
+        await upgrade(url)
+        return cls(config, instance.paths, sounds, create_engine(url))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start every part; returns once the daemon serves."""
+        self.store.start()
+        try:  # the journal's replay reaches the database before recovery reads open calls
+            async with asyncio.timeout(10):
+                await self.store.flush()
+        except TimeoutError:
+            log.warning("store_not_flushed_at_start", pending=self.store.pending)
+        await self.flows.start()
+        self.acd.start()
+        self.ari.on_connected(self.recovery.resync)
+        self.ari.on_event(self._on_ari_event)
+        await self.ari.start()
+        self.ami.on_event(self.acd.on_ami_event)
+        self.ami.on_connected(self.acd.on_ami_connected)
+        await self.ami.start()
+        api = build_app(self, self.tokens)
+        self._runner = web.AppRunner(api, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
+        await site.start()
+        self._write_pid()
+        log.info("daemon_started", http=f"{self.config.http.host}:{self.config.http.port}",
+                 flows=self.flows.live_names())
+
+    async def stop(self) -> None:
+        """Graceful stop: drain calls, close links, flush the store."""
+        log.info("daemon_stopping", calls=self.calls.active)
+        await self.calls.drain(self.config.run.shutdown_grace)
+        await self.acd.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.ami.close()
+        await self.ari.close()
+        await self.flows.close()
+        await self.store.close(grace=self.config.run.shutdown_grace)
+        await self.engine.dispose()
+        self._remove_pid()
+        log.info("daemon_stopped")
+
+    def _write_pid(self) -> None:
+        path = self.config.path(self.config.run.pid_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{os.getpid()}\n")
+
+    def _remove_pid(self) -> None:
+        path = self.config.path(self.config.run.pid_file)
+        try:
+            if path.read_text().strip() == str(os.getpid()):
+                path.unlink()
+        except OSError:
+            pass
+
+    # -- events -----------------------------------------------------------------------------
+    async def _on_ari_event(self, event: AriEvent) -> None:
+        for translated in translate(event):
+            self.dispatch(translated)
+
+    def dispatch(self, event: TelephonyEvent) -> None:
+        """Route one telephony event: a new channel starts a call; others go to the owner."""
+        if self.router.post(event):
+            return
+        if isinstance(event, ChannelEntered) and not event.replaced:
+            role = event.args[0] if event.args else ""
+            if role == "inbound":
+                self.calls.start_inbound(event)
+            elif role == "feature":
+                self.acd.start_feature_code(event)
+            elif not self.recovery.busy:
+                log.warning("unexpected_channel", channel_id=event.channel_id, args=event.args)
+                self.calls.hang_up_stray(event.channel_id)
+
+    # -- ApiBackend -------------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Links and flow load state for ``/health``."""
+        links = {
+            "ari": self.ari.link.snapshot(),
+            "ami": self.ami.link.snapshot(),
+            "db": self.store.health(),
+        }
+        body: dict[str, Any] = {
+            **links,
+            "flows": self.flows.status(),
+            "calls_active": self.calls.active,
+        }
+        ok = all(link["up"] for link in links.values())
+        body["status"] = "ok" if ok else "degraded"
+        return ok, body
+
+    async def recent_calls(self, limit: int) -> list[dict[str, Any]]:
+        return [call_to_json(row) for row in await recent_calls(self.engine, limit)]
+
+    async def call_detail(self, call_id: str) -> dict[str, Any] | None:
+        row = await get_call(self.engine, call_id)
+        if row is None:
+            return None
+        timeline = await call_timeline(self.engine, call_id)
+        return {**call_to_json(row), "timeline": [event_to_json(e) for e in timeline]}
+
+    def flows_status(self) -> dict[str, Any]:
+        return self.flows.status()
+
+    def agents(self) -> list[dict[str, Any]]:
+        return self.acd.agents_json()
+
+    def queues(self) -> list[dict[str, Any]]:
+        return self.acd.queues_json()
+
+    def agent_action(self, agent_id: str, action: str, reason: str | None) -> dict[str, Any]:
+        return self.acd.agent_action(agent_id, action, reason)
+
+    def crm_customer(self, account: str) -> dict[str, Any] | None:
+        return DEMO_CRM.get(account)
+
+
+async def serve(config: Config) -> None:
+    """Run the daemon until SIGTERM/SIGINT."""
+    app = await App.create(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app.stopping.set)
+    try:
+        await app.start()
+        await app.stopping.wait()
+    finally:
+        await app.stop()
+
+
+def run_daemon(config: Config) -> int:
+    """``callcontrol run``: configure logging, run the daemon, exit 0 after a clean stop."""
+    configure_logging(config.run.log_level)
+    asyncio.run(serve(config))
+    return 0

@@ -1,0 +1,245 @@
+"""The asyncio side of ARI: REST requests with timeouts and the events WebSocket, kept alive.
+
+:class:`AriClient` owns one aiohttp session and one listener task. The listener connects the
+events WebSocket for our Stasis application, runs the ``on_connected`` callbacks (the app lists
+channels and bridges there and reconciles), then hands every event, in order, to the event
+handlers. When the socket drops it reconnects forever with capped exponential backoff and
+jitter. Credentials travel only in the ``Authorization`` header, never in a URL or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from callcontrol.ari.protocol import (
+    ApplicationReplaced,
+    AriEvent,
+    Request,
+    error_for_status,
+    list_applications,
+    parse_message,
+)
+from callcontrol.errors import PbxUnreachable
+from callcontrol.links import LinkState
+from callcontrol.logging import get_logger
+
+EventHandler = Callable[[AriEvent], Awaitable[None]]
+ConnectedHandler = Callable[[], Awaitable[None]]
+
+_log = get_logger("callcontrol.ari")
+
+
+def backoff_delay(
+    attempt: int, min_delay: float, max_delay: float, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait before reconnect ``attempt`` (0-based): doubling from ``min_delay``,
+    capped at ``max_delay``, with the upper half jittered so clients do not reconnect in step."""
+    base = min(max_delay, min_delay * 2.0 ** min(attempt, 30))
+    fraction: float = (rng or random).random()
+    return base * (0.5 + fraction / 2)
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free description of a connection error."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class AriClient:
+    """REST and events for one Stasis application on one Asterisk.
+
+    Call :meth:`start` inside the running loop, :meth:`close` on shutdown. :attr:`link` tells
+    ``/health`` whether the events socket is up.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        app: str,
+        request_timeout: float = 5.0,
+        reconnect_max_delay: float = 2.0,
+        *,
+        reconnect_min_delay: float = 0.1,
+        heartbeat: float = 5.0,
+    ) -> None:
+        self.app = app
+        self.link = LinkState("ari")
+        self._base = url.rstrip("/")
+        self._auth = {"Authorization": aiohttp.encode_basic_auth(user, password)}
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._min_delay = reconnect_min_delay
+        self._max_delay = reconnect_max_delay
+        self._heartbeat = heartbeat
+        self._event_handlers: list[EventHandler] = []
+        self._connected_handlers: list[ConnectedHandler] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._up = asyncio.Event()
+        self._replaced = False
+
+    def __repr__(self) -> str:
+        return f"AriClient(url={self._base!r}, app={self.app!r})"
+
+    def on_event(self, handler: EventHandler) -> None:
+        """Await ``handler(event)`` for every event, in arrival order (errors are logged)."""
+        self._event_handlers.append(handler)
+
+    def on_connected(self, handler: ConnectedHandler) -> None:
+        """Await ``handler()`` after every (re)connect, before that connection's events."""
+        self._connected_handlers.append(handler)
+
+    @property
+    def replaced(self) -> bool:
+        """Whether another connection took our application (we wait until it lets go)."""
+        return self._replaced
+
+    async def start(self) -> None:
+        """Open the HTTP session and start the events listener (returns at once)."""
+        if self._session is not None:
+            raise RuntimeError("AriClient already started")
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._listener = asyncio.create_task(self._listen_forever(), name="ari-events")
+
+    async def wait_connected(self) -> None:
+        """Return once the events socket is up (wrap in ``asyncio.timeout`` to bound it)."""
+        await self._up.wait()
+
+    async def close(self) -> None:
+        """Stop the listener and close the session."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self._up.clear()
+        self.link.mark_down("closed")
+
+    async def request(self, request: Request) -> Any:
+        """Send one REST call; return its decoded JSON (``None`` when it has no body).
+
+        Raises :class:`PbxUnreachable` on timeouts and connection errors, and the named
+        :class:`~callcontrol.errors.PbxRefused` subclass when Asterisk refuses.
+        """
+        if self._session is None:
+            raise PbxUnreachable("ARI client not started")
+        url = f"{self._base}/ari{request.path}"
+        try:
+            async with self._session.request(
+                request.method,
+                url,
+                params=dict(request.params),
+                json=request.json,
+                headers=self._auth,
+            ) as response:
+                text = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PbxUnreachable(f"{request.method} {request.path}: {describe(exc)}") from exc
+        body = _decode(text)
+        if status >= 400:
+            raise error_for_status(status, body)
+        return body
+
+    def _events_url(self) -> str:
+        base = self._base
+        if base.startswith("http"):
+            base = "ws" + base[len("http") :]
+        return f"{base}/ari/events"
+
+    async def _listen_forever(self) -> None:
+        attempt = 0
+        while True:
+            last_up = self.link.last_up
+            try:
+                await self._listen_once()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                self._went_down(describe(exc))
+            if self.link.last_up is not last_up:
+                attempt = 0
+            if self._replaced:
+                await self._wait_until_app_free()
+                attempt = 0
+            delay = backoff_delay(attempt, self._min_delay, self._max_delay)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _listen_once(self) -> None:
+        assert self._session is not None
+        async with self._session.ws_connect(
+            self._events_url(),
+            params={"app": self.app, "subscribeAll": "false"},
+            headers=self._auth,
+            heartbeat=self._heartbeat,
+        ) as ws:
+            self._replaced = False
+            self.link.mark_up()
+            self._up.set()
+            _log.info("ari_connected", app=self.app, reconnects=self.link.reconnects)
+            for connected in list(self._connected_handlers):
+                await self._guarded(connected())
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    event = parse_message(message.data)
+                    await self._dispatch(event)
+                    if isinstance(event, ApplicationReplaced):
+                        self._replaced = True
+                        break
+                elif message.type is aiohttp.WSMsgType.ERROR:
+                    break
+            reason = "application replaced" if self._replaced else f"closed ({ws.close_code})"
+        self._went_down(reason)
+
+    def _went_down(self, reason: str) -> None:
+        if self.link.up:
+            _log.warning("ari_disconnected", reason=reason)
+        self._up.clear()
+        self.link.mark_down(reason)
+
+    async def _wait_until_app_free(self) -> None:
+        """Another connection serves our app: poll until it is gone rather than fight it."""
+        _log.error("ari_application_replaced", app=self.app)
+        while True:
+            await asyncio.sleep(self._max_delay)
+            try:
+                apps = await self.request(list_applications())
+            except PbxUnreachable:
+                return
+            except Exception as exc:  # a refusal here must not end the listener
+                _log.warning("ari_application_poll_failed", error=describe(exc))
+                continue
+            names = {a.get("name") for a in apps} if isinstance(apps, list) else set()
+            if self.app not in names:
+                return
+
+    async def _dispatch(self, event: AriEvent) -> None:
+        for handler in list(self._event_handlers):
+            await self._guarded(handler(event))
+
+    async def _guarded(self, call: Awaitable[None]) -> None:
+        try:
+            await call
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.exception("ari_handler_failed")
+
+
+def _decode(text: str) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,1 @@
+"""IVR flows: the YAML language, its checker and its engine."""

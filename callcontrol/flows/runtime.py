@@ -1,0 +1,130 @@
+"""The flows as the daemon runs them: the registry (with hot reload) and one engine per call.
+
+:class:`FlowService` is what the app wires: it loads and watches the flow folder, picks the
+flow for a call by its dialed extension (``flows.routes``), and runs the engine in the call's
+task on the snapshot of flows taken when the call started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from callcontrol.callctx import CallContext
+from callcontrol.config import Config, resolve_secret
+from callcontrol.flows.check import CheckContext
+from callcontrol.flows.engine import FlowEngine, FlowServices
+from callcontrol.flows.expressions import Sandbox
+from callcontrol.flows.httpstep import HttpStepClient
+from callcontrol.flows.model import Schedule
+from callcontrol.flows.prompts import PromptResolver
+from callcontrol.flows.registry import FlowRegistry
+from callcontrol.flows.schedule import Overrides
+from callcontrol.logging import get_logger
+from callcontrol.store.records import OUTCOMES, Outcome
+from callcontrol.telephony import PlaybackFinished
+
+log = get_logger("callcontrol.flows.runtime")
+
+APOLOGY = ["sound:an-error-has-occurred", "sound:please-try-call-later"]
+
+
+def shared_schedules(config: Config) -> dict[str, Schedule]:
+    """The schedules of the daemon's config, validated by the flow model."""
+    raw: Mapping[str, Any] = getattr(config, "schedules", {}) or {}
+    return {name: Schedule.model_validate(value) for name, value in raw.items()}
+
+
+class FlowService:
+    """Loads, watches and runs the flows of ``config.flows.dir``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        to_pbx: Callable[[Path], str] = str,
+        stock_sounds: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        self.config = config
+        folder = config.path(config.flows.dir)
+        schedules = shared_schedules(config)
+        self.registry = FlowRegistry(
+            folder,
+            CheckContext(
+                known_queues=set(config.queues),
+                shared_schedules=schedules,
+                stock_sounds=stock_sounds or {},
+            ),
+        )
+        secrets = {
+            name: resolve_secret(config, ref).get_secret_value()
+            for name, ref in config.flows.secrets.items()
+        }
+        self.http = HttpStepClient(config.flows.http_allow_hosts)
+        self.overrides = Overrides()
+        self.services = FlowServices(
+            sandbox=Sandbox(secrets),
+            prompts=PromptResolver(folder / "prompts", to_pbx),
+            http=self.http,
+            schedules=schedules,
+            overrides=self.overrides,
+            site_timezone=ZoneInfo(config.site.timezone),
+        )
+        self._stop = asyncio.Event()
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load every flow; start watching the folder when configured."""
+        self.registry.load_all()
+        status = self.registry.status()
+        log.info("flows_loaded", live=sorted(status["live"]), refused=sorted(status["refused"]))
+        if self.config.flows.watch:
+            self._watch = asyncio.create_task(self.registry.watch(self._stop), name="flow-watch")
+
+    async def close(self) -> None:
+        """Stop watching and close the http client."""
+        self._stop.set()
+        if self._watch is not None:
+            try:
+                await asyncio.wait_for(self._watch, 5)
+            except TimeoutError:
+                self._watch.cancel()
+        await self.http.close()
+
+    def live_names(self) -> list[str]:
+        """The names of the live flows."""
+        return sorted(self.registry.snapshot())
+
+    def status(self) -> dict[str, Any]:
+        """Live flows, versions and refused changes."""
+        return self.registry.status()
+
+    async def run_call(self, ctx: CallContext) -> Outcome:
+        """Run the flow routed to the call's extension; return the call's outcome."""
+        flows = self.registry.snapshot()
+        name = self.config.flows.routes.get(ctx.extension)
+        if name is None:
+            ctx.log("no_route", extension=ctx.extension)
+            return await self._apologize(ctx)
+        result = await FlowEngine(ctx, flows, self.services).run(name)
+        outcome = result.outcome
+        if outcome not in OUTCOMES:
+            ctx.log("unknown_outcome", outcome=outcome)
+            return "failed"
+        return outcome  # type: ignore[return-value]
+
+    async def _apologize(self, ctx: CallContext) -> Outcome:
+        playback_id = f"pb-{ctx.channel_id}-apology"
+        await ctx.telephony.play(ctx.channel_id, APOLOGY, playback_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while (left := deadline - loop.time()) > 0:
+            event = await ctx.next_event(left)
+            if event is None or (
+                isinstance(event, PlaybackFinished) and event.playback_id == playback_id
+            ):
+                break
+        return "failed"

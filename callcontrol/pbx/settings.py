@@ -1,0 +1,137 @@
+"""What one Asterisk instance is made of: ports, credentials, SIP accounts and its folders."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from callcontrol.errors import ConfigError
+from callcontrol.pbx.ports import PbxPorts
+
+# Characters that would end a value or start a comment in an Asterisk config file.
+_UNSAFE = re.compile(r"[;\r\n\[\]]")
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+@dataclass(frozen=True)
+class SipAccount:
+    """A PJSIP endpoint with digest auth: an agent headset or a caller source."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PbxSettings:
+    """Everything rendered into one instance's Asterisk config (secrets in plain text)."""
+
+    name: str
+    ports: PbxPorts
+    ari_user: str
+    ari_password: str = field(repr=False)
+    ami_user: str = "callcontrol"
+    ami_password: str = field(repr=False, default="")
+    app: str = "callcontrol"
+    bind: str = "127.0.0.1"
+    agents: tuple[SipAccount, ...] = ()
+    callers: tuple[SipAccount, ...] = ()
+    overflow_dial: str | None = None
+    overflow_timeout: int = 30
+    fallback_prompt: str = "im-sorry&all-circuits-busy-now&please-try-call-later"
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for a value that cannot go safely into Asterisk config."""
+        names = [self.name, self.ari_user, self.ami_user, self.app]
+        names += [a.username for a in self.agents + self.callers]
+        for value in names:
+            if not _NAME.match(value):
+                raise ConfigError(f"{value!r}: use letters, digits and '_.+-' only")
+        secrets = [self.ari_password, self.ami_password]
+        secrets += [a.password for a in self.agents + self.callers]
+        for secret in secrets:
+            if not secret or _UNSAFE.search(secret):
+                raise ConfigError("a PBX password is empty or holds ';', '[', ']' or a newline")
+        for text in (self.overflow_dial or "", self.fallback_prompt):
+            if _UNSAFE.search(text):
+                raise ConfigError(f"{text!r}: ';', '[', ']' and newlines are not allowed")
+        usernames = [a.username for a in self.agents + self.callers]
+        if len(set(usernames)) != len(usernames):
+            raise ConfigError("agent endpoints and caller sources must have distinct names")
+
+
+@dataclass(frozen=True)
+class PbxDirs:
+    """An instance's folders as Asterisk sees them (inside the chroot when there is one)."""
+
+    base: PurePosixPath
+
+    @property
+    def etc(self) -> PurePosixPath:
+        """Rendered config (``-C etc/asterisk.conf``)."""
+        return self.base / "etc"
+
+    @property
+    def run(self) -> PurePosixPath:
+        """Control socket and PID file."""
+        return self.base / "run"
+
+    @property
+    def log(self) -> PurePosixPath:
+        """Asterisk's log files."""
+        return self.base / "log"
+
+    @property
+    def spool(self) -> PurePosixPath:
+        """Spool; ARI recordings land in ``spool/recording``."""
+        return self.base / "spool"
+
+    @property
+    def db(self) -> PurePosixPath:
+        """The astdb."""
+        return self.base / "db"
+
+    @property
+    def cache(self) -> PurePosixPath:
+        """Asterisk's cache folder."""
+        return self.base / "cache"
+
+    @property
+    def moh(self) -> PurePosixPath:
+        """Generated music on hold, when the package brings none."""
+        return self.base / "moh"
+
+    @property
+    def prompts(self) -> PurePosixPath:
+        """Where the project's ``ivr_flows/prompts`` appear."""
+        return self.base / "prompts"
+
+    @property
+    def recordings(self) -> PurePosixPath:
+        """Where the project's recordings folder appears."""
+        return self.base / "recordings"
+
+    @property
+    def asterisk_conf(self) -> PurePosixPath:
+        """The file passed to ``asterisk -C``."""
+        return self.etc / "asterisk.conf"
+
+    @property
+    def control_socket(self) -> PurePosixPath:
+        """The remote console socket ``asterisk -r`` talks to."""
+        return self.run / "asterisk.ctl"
+
+    def writable(self) -> list[PurePosixPath]:
+        """Folders Asterisk writes to, created before it starts."""
+        return [
+            self.etc,
+            self.run,
+            self.log,
+            self.spool,
+            self.spool / "recording",
+            self.db,
+            self.cache,
+            self.moh,
+            self.prompts,
+            self.recordings,
+        ]

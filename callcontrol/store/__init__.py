@@ -1,0 +1,1 @@
+"""The interaction store: journal, single database writer, tables, migrations and queries."""

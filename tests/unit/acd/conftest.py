@@ -1,0 +1,95 @@
+"""Fixtures for ACD unit tests: a recording log, a fake switch and an Acd builder."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from callcontrol.acd.router import Acd
+from callcontrol.config import AcdConfig, AgentConfig, QueueConfig, SecretRef
+from callcontrol.store.records import AgentEvent, CallEvent, Record
+from callcontrol.testing.fake_call import FakeSwitch
+from callcontrol.testing.fake_telephony import FakeTelephony
+
+SECRET = SecretRef(env="UNUSED")
+
+
+class ListLog:
+    """An InteractionLog keeping records in a list."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def append(self, record: Record) -> None:
+        self.records.append(record)
+
+    def calls(self, kind: str) -> list[CallEvent]:
+        return [r for r in self.records if isinstance(r, CallEvent) and r.kind == kind]
+
+    def states(self, agent_id: str) -> list[tuple[str, str, str]]:
+        return [(r.data["from"], r.data["to"], r.data["reason"]) for r in self.records
+                if isinstance(r, AgentEvent) and r.agent_id == agent_id]
+
+
+def agent(agent_id: str, queues: list[str], **kw: Any) -> AgentConfig:
+    return AgentConfig(id=agent_id, name=agent_id.upper(), endpoint=f"ep-{agent_id}",
+                       password=SECRET, queues=queues, **kw)
+
+
+def queue(**kw: Any) -> QueueConfig:
+    kw.setdefault("ring_timeout", 0.3)
+    kw.setdefault("wrap_up", 0.0)
+    return QueueConfig(**kw)
+
+
+async def wait_for(predicate: Callable[[], bool], within: float = 3.0) -> None:
+    """Wait until ``predicate()`` holds, polling the loop; fail after ``within`` seconds.
+
+    The ACD has no hook for every state a test looks at, so this polls (5 ms) under a bound.
+    """
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polling many unrelated states, bounded
+            await asyncio.sleep(0.005)
+
+
+class Harness:
+    """An Acd wired to a FakeSwitch and a ListLog."""
+
+    def __init__(self) -> None:
+        self.telephony = FakeTelephony()
+        self.switch = FakeSwitch(self.telephony)
+        self.log = ListLog()
+        self.acd: Acd | None = None
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    async def build(self, agents: list[AgentConfig], queues: dict[str, QueueConfig],
+                    *, login: bool = True, **kw: Any) -> Acd:
+        kw.setdefault("settings", AcdConfig(callback_retry_delay=0.2, callback_ring_timeout=0.3))
+        acd = Acd(agents, queues, log=self.log, post=self.switch.post,
+                  telephony=self.telephony, **kw)
+        self.switch.fallback = acd.callbacks.deliver
+        self.acd = acd
+        if login:
+            for a in agents:
+                acd.board.login(a.id)
+        await acd.start()
+        return acd
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self.tasks.append(task)
+        return task
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    h = Harness()
+    yield h
+    for task in h.tasks:
+        task.cancel()
+    await asyncio.gather(*h.tasks, return_exceptions=True)
+    if h.acd is not None:
+        await h.acd.stop()

@@ -1,0 +1,149 @@
+"""The HTTP API: token roles, JSON errors, open /health on localhost, OpenAPI kept true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from callcontrol.api.auth import TokenStore
+from callcontrol.api.openapi import OPENAPI
+from callcontrol.api.server import ROUTES, build_app
+from callcontrol.errors import ApiError
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.links_up = True
+        self.actions: list[tuple[str, str, str | None]] = []
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.links_up, {"ari": {"up": self.links_up}}
+
+    async def recent_calls(self, limit: int) -> list[dict[str, Any]]:
+        return [{"call_id": str(i)} for i in range(limit)]
+
+    async def call_detail(self, call_id: str) -> dict[str, Any] | None:
+        return {"call_id": call_id} if call_id == "c1" else None
+
+    def flows_status(self) -> dict[str, Any]:
+        return {"live": {}}
+
+    def agents(self) -> list[dict[str, Any]]:
+        return [{"id": "alice"}]
+
+    def queues(self) -> list[dict[str, Any]]:
+        return []
+
+    def agent_action(self, agent_id: str, action: str, reason: str | None) -> dict[str, Any]:
+        if agent_id != "alice":
+            raise ApiError(404, "agent_not_found", "no such agent")
+        self.actions.append((agent_id, action, reason))
+        return {"id": agent_id, "state": action}
+
+    def crm_customer(self, account: str) -> dict[str, Any] | None:
+        return None
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> Any:
+    tokens = TokenStore(tmp_path / "tokens.json")
+    backend = FakeBackend()
+    app = build_app(backend, tokens)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        c.tokens = {
+            "admin": tokens.create("a", "admin"),
+            "supervisor": tokens.create("s", "supervisor"),
+            "alice": tokens.create("t", "agent", "alice"),
+        }
+        c.backend = backend
+        yield c
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_health_is_open_on_localhost_and_503_when_a_link_is_down(client: Any) -> None:
+    resp = await client.get("/health")
+    assert resp.status == 200
+    client.backend.links_up = False
+    resp = await client.get("/health")
+    assert resp.status == 503
+
+
+async def test_api_needs_a_token(client: Any) -> None:
+    resp = await client.get("/api/calls")
+    assert resp.status == 401
+    body = await resp.json()
+    assert body["error"]["id"] == "unauthorized"
+    resp = await client.get("/api/calls", headers=auth("not-a-token"))
+    assert resp.status == 401
+
+
+async def test_roles(client: Any) -> None:
+    resp = await client.get("/api/calls?limit=3", headers=auth(client.tokens["supervisor"]))
+    assert resp.status == 200
+    assert len(await resp.json()) == 3
+    resp = await client.get("/api/calls", headers=auth(client.tokens["alice"]))
+    assert resp.status == 403
+    assert (await resp.json())["error"]["id"] == "forbidden"
+
+
+async def test_agent_token_acts_only_on_its_agent(client: Any) -> None:
+    resp = await client.post("/api/agents/alice/pause", json={"reason": "break"},
+                             headers=auth(client.tokens["alice"]))
+    assert resp.status == 200
+    assert client.backend.actions == [("alice", "pause", "break")]
+    resp = await client.post("/api/agents/bob/pause", headers=auth(client.tokens["alice"]))
+    assert resp.status == 403
+
+
+async def test_bad_payloads_get_clear_errors(client: Any) -> None:
+    admin = auth(client.tokens["admin"])
+    resp = await client.post("/api/agents/alice/pause", data="{not json", headers=admin)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["id"] == "invalid_json"
+    resp = await client.post("/api/agents/alice/pause", json={"reasn": "x"}, headers=admin)
+    assert (await resp.json())["error"]["id"] == "invalid_body"
+    resp = await client.get("/api/calls?limit=abc", headers=admin)
+    assert resp.status == 400
+    resp = await client.get("/api/calls/zzz", headers=admin)
+    assert resp.status == 404
+    assert (await resp.json())["error"]["id"] == "call_not_found"
+    resp = await client.post("/api/agents/nobody/login", headers=admin)
+    assert resp.status == 404
+    resp = await client.get("/api/nowhere", headers=admin)
+    assert resp.status == 404
+    assert "error" in await resp.json()
+
+
+async def test_tokens_are_stored_hashed(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "t.json")
+    token = store.create("x", "admin")
+    text = (tmp_path / "t.json").read_text()
+    assert token not in text
+    assert (tmp_path / "t.json").stat().st_mode & 0o077 == 0
+    assert TokenStore(tmp_path / "t.json").lookup(token) is not None
+    with pytest.raises(ValueError, match="bound to an agent"):
+        store.create("y", "agent")
+
+
+def _openapi_paths_for(route_path: str) -> list[str]:
+    match = re.search(r"\{(\w+):([\w|]+)\}", route_path)
+    if not match:
+        return [route_path]
+    return [route_path.replace(match.group(0), choice) for choice in match.group(2).split("|")]
+
+
+def test_openapi_names_exactly_the_routes() -> None:
+    served = {
+        (path, method.lower())
+        for method, route, _ in ROUTES
+        for path in _openapi_paths_for(route)
+    }
+    documented = {(path, method) for path, ops in OPENAPI["paths"].items() for method in ops}
+    assert served == documented

@@ -1,0 +1,159 @@
+"""Call sessions: every call ends with one final row, whatever happens inside."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from callcontrol.calls import CallManager, CallSession, caller_info, play_and_wait
+from callcontrol.events_router import EventRouter
+from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Outcome, Record
+from callcontrol.telephony import ChannelEntered, ChannelHungUp, PlaybackFinished
+from callcontrol.testing.fake_telephony import FakeTelephony
+
+
+class MemoryLog:
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def append(self, record: Record) -> None:
+        self.records.append(record)
+
+    def of(self, kind: type[Record]) -> list[Record]:
+        return [r for r in self.records if isinstance(r, kind)]
+
+
+def entered(channel_id: str = "ch1") -> ChannelEntered:
+    return ChannelEntered(channel_id=channel_id, args=("inbound", "sip-call-1"),
+                          caller_number="+390612345", extension="100", sip_call_id="sip-call-1")
+
+
+async def run_one(runner, events=()):  # type: ignore[no-untyped-def]
+    tel = FakeTelephony()
+    log = MemoryLog()
+    router = EventRouter()
+    manager = CallManager(tel, log, router, runner, call_max_seconds=2.0)
+    session = manager.start_inbound(entered())
+    assert session is not None
+    for event in events:
+        router.post(event)
+    await asyncio.wait_for(manager._tasks[session.call_id], 5)
+    return tel, log, router, session
+
+
+async def test_normal_call_is_opened_answered_and_closed() -> None:
+    async def runner(ctx: CallSession) -> Outcome:
+        await play_and_wait(ctx, ["sound:hello-world"], timeout=1.0)
+        return "completed"
+
+    tel = FakeTelephony()
+    log = MemoryLog()
+    router = EventRouter()
+
+    def on_command(name: str, args: dict) -> None:  # type: ignore[type-arg]
+        if name == "play":
+            router.post(PlaybackFinished(channel_id=args["channel_id"],
+                                         playback_id=args["playback_id"]))
+
+    tel.on_command = on_command
+    manager = CallManager(tel, log, router, runner)
+    session = manager.start_inbound(entered())
+    assert session is not None
+    await asyncio.wait_for(manager._tasks[session.call_id], 5)
+    assert tel.names() == ["answer", "play", "hangup"]
+    opened = log.of(CallOpened)[0]
+    assert isinstance(opened, CallOpened) and opened.sip_call_id == "sip-call-1"
+    closed = log.of(CallClosed)
+    assert len(closed) == 1 and isinstance(closed[0], CallClosed)
+    assert closed[0].outcome == "completed"
+    kinds = [r.kind for r in log.of(CallEvent) if isinstance(r, CallEvent)]
+    assert kinds[0] == "call_arrived" and kinds[-1] == "call_ended"
+    assert "playback_started" in kinds
+    assert not router.owned_channels()
+
+
+async def test_caller_hangup_ends_the_call_without_hanging_up_again() -> None:
+    async def runner(ctx: CallSession) -> Outcome:
+        await ctx.next_event(5)
+        return "completed"
+
+    tel, log, _, _ = await run_one(runner, [ChannelHungUp(channel_id="ch1", cause=16)])
+    assert "hangup" not in tel.names()
+    closed = log.of(CallClosed)
+    assert [c.outcome for c in closed if isinstance(c, CallClosed)] == ["completed"]
+
+
+async def test_crash_inside_the_flow_still_writes_a_final_row() -> None:
+    async def runner(ctx: CallSession) -> Outcome:
+        raise RuntimeError("boom")
+
+    tel, log, _, _ = await run_one(runner)
+    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    assert [c.outcome for c in closed] == ["failed"]
+    assert "hangup" in tel.names()
+
+
+async def test_abort_closes_with_the_given_outcome() -> None:
+    started = asyncio.Event()
+
+    async def runner(ctx: CallSession) -> Outcome:
+        started.set()
+        await ctx.next_event(10)
+        return "completed"
+
+    tel = FakeTelephony()
+    log = MemoryLog()
+    router = EventRouter()
+    manager = CallManager(tel, log, router, runner)
+    session = manager.start_inbound(entered())
+    assert session is not None
+    await asyncio.wait_for(started.wait(), 5)
+    manager.abort(session, "lost", "pbx restarted")
+    await asyncio.wait_for(manager._tasks[session.call_id], 5)
+    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    assert [(c.outcome, c.reason) for c in closed] == [("lost", "pbx restarted")]
+
+
+async def test_call_has_a_hard_upper_bound() -> None:
+    async def runner(ctx: CallSession) -> Outcome:
+        while True:
+            await ctx.next_event(None)
+
+    tel, log, _, _ = await run_one(runner)
+    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    assert closed[0].outcome == "failed" and "maximum duration" in closed[0].reason
+    assert "hangup" in tel.names()
+
+
+async def test_drain_hands_remaining_calls_to_the_dialplan() -> None:
+    started = asyncio.Event()
+
+    async def runner(ctx: CallSession) -> Outcome:
+        playback = ctx.next_playback_id()
+        await ctx.telephony.play(ctx.channel_id, ["sound:x"], playback)
+        started.set()
+        while True:
+            await ctx.next_event(None)
+
+    tel = FakeTelephony()
+    log = MemoryLog()
+    manager = CallManager(tel, log, EventRouter(), runner)
+    session = manager.start_inbound(entered())
+    assert session is not None
+    await asyncio.wait_for(started.wait(), 5)
+    await manager.drain(grace=0.1)
+    assert tel.names()[-2:] == ["stop_playback", "continue_in_dialplan"]
+    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    assert closed[0].outcome == "interrupted"
+    assert manager.start_inbound(entered("ch2")) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "e164", "withheld"),
+    [("+39061234", "+39061234", False), ("0039061234", "+39061234", False),
+     ("anonymous", None, True), ("", None, True), ("061234", None, False)],
+)
+def test_caller_info(number: str, e164: str | None, withheld: bool) -> None:
+    info = caller_info(number, "")
+    assert info.e164 == e164 and info.withheld is withheld
