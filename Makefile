@@ -2,7 +2,7 @@
 PYTHON ?= python3
 CONFIG ?= config/callcontrol.yaml
 
-.PHONY: install run stop test test-unit test-integration lint flows-check
+.PHONY: install run stop bench test test-unit test-integration lint flows-check
 
 install:
 	@bash scripts/install.sh
@@ -12,6 +12,10 @@ run: install
 
 stop:
 	@bash scripts/run-demo.sh stop
+
+# Load benchmark (short run by default; knobs: BENCH_STEPS, BENCH_STEP_SECONDS, ... see bench/)
+bench: install
+	$(PYTHON) -m bench
 
 lint: install
 	$(PYTHON) -m ruff check callcontrol tests

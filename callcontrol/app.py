@@ -81,7 +81,8 @@ class App:
         )
         self.paths = paths
         self.flows = FlowService(config, to_pbx=paths.to_pbx, stock_sounds=stock_sounds)
-        self.acd = build_acd(config, self.telephony, self.store, self.router.post)
+        self.acd = build_acd(config, self.telephony, self.store, self.router,
+                             contacts=self.ami)
         self.calls = CallManager(
             self.telephony, self.store, self.router, self.flows.run_call,
             call_max_seconds=config.run.call_max_seconds,
@@ -102,8 +103,8 @@ class App:
         from callcontrol.store.migrations import upgrade
 
         instance = await instance_for_config(config, config.path(Path("var")))
-        root = instance.launcher.root or Path("/")
-        sounds = load_stock_sounds(root / "usr/share/asterisk/sounds")
+        root = instance.launcher.root
+        sounds = load_stock_sounds((root or Path("/")) / "usr/share/asterisk/sounds", root)
         url = config.database_url()
         await upgrade(url)
         return cls(config, instance.paths, sounds, create_engine(url))
@@ -118,7 +119,7 @@ class App:
         except TimeoutError:
             log.warning("store_not_flushed_at_start", pending=self.store.pending)
         await self.flows.start()
-        self.acd.start()
+        await self.acd.start()
         self.ari.on_connected(self.recovery.resync)
         self.ari.on_event(self._on_ari_event)
         await self.ari.start()

@@ -359,7 +359,7 @@ class CallManager:
         try:
             async with asyncio.timeout(self.call_max_seconds):
                 await session.telephony.answer(session.channel_id)
-                session.update_call(answered_at=session.now().isoformat())
+                session.update_call(answered_at=session.now())
                 session.log("answered")
                 outcome = await self.flow_runner(session)
         except CallAborted as exc:

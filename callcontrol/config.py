@@ -209,6 +209,9 @@ class AcdConfig(_Model):
     callback_attempts: int = 3
     callback_retry_delay: float = 120.0
     callback_ring_timeout: float = 30.0
+    # Outbound trunks for ``dial`` steps to ``number:+E164``: name -> dial string with
+    # ``{number}`` (e.g. ``PJSIP/{number}@carrier``). A step's ``via`` picks one; else the first.
+    trunks: dict[str, str] = Field(default_factory=dict)
 
 
 class CallerSourceConfig(_Model):
@@ -276,8 +279,14 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> No
             node[parts[-1]] = value
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Load and validate the config file; raise :class:`ConfigError` listing every problem."""
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, *, read_secrets: bool = True
+) -> Config:
+    """Load and validate the config file; raise :class:`ConfigError` listing every problem.
+
+    ``read_secrets=False`` skips reading the secrets (for tools such as ``flows check`` that
+    need none); such a secret then reads with :meth:`SecretRef.resolve` only.
+    """
     environ = os.environ if environ is None else environ
     try:
         text = path.read_text()
@@ -301,6 +310,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
             where = ".".join(str(p) for p in err["loc"])
             lines.append(f"{path}:{line}:{col}: {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
+    if not read_secrets:
+        return config
     problems = []
     for loc, ref in _secret_refs(config, ()):
         try:

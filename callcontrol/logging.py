@@ -23,7 +23,8 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 def configure_logging(level: str = "info") -> None:
     """Configure structlog for JSON output at ``level``."""
     numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s")
+    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -41,4 +42,4 @@ def configure_logging(level: str = "info") -> None:
 
 def get_logger(name: str) -> Any:
     """A structlog logger carrying ``component=name``."""
-    return structlog.get_logger().bind(component=name)
+    return structlog.get_logger(component=name)

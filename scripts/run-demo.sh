@@ -174,7 +174,7 @@ if alive_pid var/run/supervisor.pid supervise.sh >/dev/null; then
     exit 0
 fi
 
-"$PY" -m callcontrol db upgrade --config "$CFG" >/dev/null
+"$PY" -m callcontrol --config "$CFG" db upgrade >/dev/null
 "$PY" -m callcontrol.pbx start --config "$CFG" --state-dir var/asterisk
 setsid nohup bash scripts/supervise.sh "$CFG" var/run/supervisor.pid \
     >> var/log/callcontrol.log 2>&1 < /dev/null &
@@ -192,6 +192,6 @@ if [ "$healthy" != 1 ]; then
     exit 1
 fi
 if [ ! -s var/admin.token ]; then
-    (umask 077; "$PY" -m callcontrol tokens create --config "$CFG" --role admin --name demo-admin > var/admin.token)
+    (umask 077; "$PY" -m callcontrol --config "$CFG" tokens create --role admin --name demo-admin > var/admin.token)
 fi
 instructions

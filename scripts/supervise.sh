@@ -14,7 +14,7 @@ backoff=0
 trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT
 while [ "$stopping" = 0 ]; do
     started=$SECONDS
-    "$PY" -m callcontrol run --config "$cfg" &
+    "$PY" -m callcontrol --config "$cfg" run &
     child=$!
     wait "$child"
     rc=$?

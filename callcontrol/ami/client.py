@@ -36,6 +36,7 @@ from callcontrol.links import LinkState
 from callcontrol.logging import get_logger
 
 AmiSubscriber = Callable[[AmiEvent], Awaitable[None]]
+AmiConnected = Callable[[], Awaitable[None]]
 
 _log = get_logger("callcontrol.ami")
 
@@ -43,6 +44,11 @@ _log = get_logger("callcontrol.ami")
 _FORGETTABLE = ("ping", "login", "logoff", "originate")
 # panoramisk's own pinger is replaced by the watchdog: push it out of the way.
 _NO_PINGER = 24 * 3600
+
+
+class _LoggedIn(AmiEvent):
+    """Queued at every login so the ``on_connected`` handlers run in the dispatcher, in order
+    with the events of that connection."""
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -81,6 +87,7 @@ class AmiClient:
         self._reconnect_delay = reconnect_delay
         self._events: asyncio.Queue[AmiEvent] = asyncio.Queue(event_queue_max)
         self._subscribers: list[AmiSubscriber] = []
+        self._connected_handlers: list[AmiConnected] = []
         self._manager: _Manager | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._up = asyncio.Event()
@@ -94,6 +101,15 @@ class AmiClient:
     def subscribe(self, callback: AmiSubscriber) -> None:
         """Await ``callback(event)`` for every AMI event, in order (errors are logged)."""
         self._subscribers.append(callback)
+
+    def on_event(self, callback: AmiSubscriber) -> None:
+        """Same as :meth:`subscribe` (the name the ARI client uses)."""
+        self.subscribe(callback)
+
+    def on_connected(self, callback: AmiConnected) -> None:
+        """Await ``callback()`` after every login, before that connection's events (errors are
+        logged)."""
+        self._connected_handlers.append(callback)
 
     async def start(self) -> None:
         """Connect (in the background) and start the dispatcher and the watchdog."""
@@ -199,6 +215,8 @@ class AmiClient:
             self._down.clear()
             self._up.set()
             _log.info("ami_connected", reconnects=self.link.reconnects)
+            if self._connected_handlers:
+                self._events.put_nowait(_LoggedIn(name=""))
         except Exception:  # a raise here would reach panoramisk's loop callbacks
             _log.exception("ami_login_callback_failed")
 
@@ -229,6 +247,13 @@ class AmiClient:
     async def _dispatch_forever(self) -> None:
         while True:
             event = await self._events.get()
+            if isinstance(event, _LoggedIn):
+                for connected in list(self._connected_handlers):
+                    try:
+                        await connected()
+                    except Exception:
+                        _log.exception("ami_connected_handler_failed")
+                continue
             for subscriber in list(self._subscribers):
                 try:
                     await subscriber(event)

@@ -4,7 +4,10 @@ Beyond what the loader refuses (syntax, types, unknown fields, exits a kind lack
 exits), the checker follows every step's exits: unknown targets and start step, unreachable
 steps (warning), steps from which no end can be reached, loops that never wait for the caller,
 unknown queues, schedules and flows, templates that do not parse, and prompt files that are
-missing or in a format Asterisk cannot play. Each finding reads
+missing or in a format Asterisk cannot play. It also warns about likely mistakes: an ``http``
+step with no ``error`` exit in a flow without ``on_error`` (a failed request would end the
+call), and a step named ``repeat`` (in menu options that word replays the prompt, so no option
+can lead to such a step). Each finding reads
 ``PATH:LINE:COL: error|warning: message`` (1-based).
 
 An *end* is a step with no exits (``hangup``, ``goto_flow``) or a ``queue`` without ``after``
@@ -13,6 +16,7 @@ An *end* is a step with no exits (``hangup``, ``goto_flow``) or a ``queue`` with
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 from collections.abc import Collection, Iterator, Mapping
@@ -31,6 +35,7 @@ from callcontrol.flows.model import (
     GotoFlowStep,
     HangupStep,
     HoursStep,
+    HttpStep,
     Prompt,
     QueueStep,
     Schedule,
@@ -78,14 +83,32 @@ class CheckContext:
     stock_sounds: Mapping[str, Collection[str]] = field(default_factory=dict)
 
 
-def load_stock_sounds(sounds_dir: Path) -> dict[str, set[str]]:
+def _inside_root(path: Path, root: Path | None) -> Path:
+    """Follow symlinks of ``path`` the way a process chrooted at ``root`` would see them."""
+    for _ in range(40):
+        if not path.is_symlink():
+            return path
+        target = Path(os.readlink(path))
+        if target.is_absolute():
+            path = (root / target.relative_to("/")) if root is not None else target
+        else:
+            path = path.parent / target
+    return path
+
+
+def load_stock_sounds(sounds_dir: Path, root: Path | None = None) -> dict[str, set[str]]:
     """Asterisk's installed sounds (``SOUNDS/<lang>/[sub/]NAME.ext``) as language -> names
-    (``"goodbye"``, ``"digits/1"``)."""
+    (``"goodbye"``, ``"digits/1"``). ``root``: the Asterisk chroot, whose absolute symlinks
+    (Debian's ``sounds/en -> /etc/alternatives/...``) resolve inside it."""
     stock: dict[str, set[str]] = {}
     if not sounds_dir.is_dir():
         return stock
-    for lang_dir in sorted(p for p in sounds_dir.iterdir() if p.is_dir()):
-        stock[lang_dir.name] = {
+    for entry in sorted(sounds_dir.iterdir()):
+        lang_dir = _inside_root(entry, root)
+        if not lang_dir.is_dir():
+            continue
+        lang_dir = lang_dir.resolve() if root is None else _inside_root(lang_dir, root)
+        stock[entry.name] = {
             str(f.relative_to(lang_dir).with_suffix("")) for f in lang_dir.rglob("*") if f.is_file()
         }
     return stock
@@ -172,6 +195,8 @@ class _FlowChecker:
         self._queues()
         self._templates()
         self._prompts()
+        self._unguarded_http()
+        self._step_named_repeat()
         return self.findings
 
     def _add(self, severity: Severity, loc: Loc, message: str, *, value: bool = True) -> None:
@@ -336,6 +361,32 @@ class _FlowChecker:
                     ("steps", step_name, "queue", "name"),
                     f"unknown queue {step.queue.name!r}{hint}",
                 )
+
+    # -- likely mistakes -----------------------------------------------------------------
+
+    def _unguarded_http(self) -> None:
+        if self.flow.on_error is not None:
+            return
+        for name, step in self.flow.steps.items():
+            if isinstance(step, HttpStep) and step.error is None:
+                self._add(
+                    "warning",
+                    ("steps", name),
+                    f"http step {name!r} has no 'error' exit and the flow no 'on_error': a "
+                    "failed request (timeout, connection error, non-2xx, invalid JSON) ends "
+                    "the call with an apology",
+                    value=False,
+                )
+
+    def _step_named_repeat(self) -> None:
+        if "repeat" in self.flow.steps:
+            self._add(
+                "warning",
+                ("steps", "repeat"),
+                "step 'repeat' cannot be reached from a menu option: there 'repeat' replays "
+                "the prompt; rename the step",
+                value=False,
+            )
 
     # -- templates and prompts ------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from callcontrol.config import Config, resolve_secret
+from callcontrol.config import Config
 from callcontrol.errors import ConfigError, FlowError
 
 SOUNDS_SUBDIR = Path("usr/share/asterisk/sounds")
@@ -141,11 +141,14 @@ def stock_sounds(config: Config, sounds_dir: Path | None = None) -> dict[str, se
     """Asterisk's stock sounds by language, from ``sounds_dir`` or the Asterisk in use."""
     from callcontrol.flows.check import load_stock_sounds
 
+    chroot: Path | None = None
     if sounds_dir is None:
-        sounds_dir = asyncio.run(asterisk_root(config)) / SOUNDS_SUBDIR
+        root = asyncio.run(asterisk_root(config))
+        chroot = None if root == Path("/") else root
+        sounds_dir = root / SOUNDS_SUBDIR
     if not sounds_dir.is_dir():
         raise ConfigError(f"no Asterisk sounds folder at {sounds_dir} (use --sounds DIR)")
-    return load_stock_sounds(sounds_dir)
+    return load_stock_sounds(sounds_dir, chroot)
 
 
 def _check(args: argparse.Namespace, config: Config, out: TextIO) -> int:
@@ -201,8 +204,9 @@ def _simulate(args: argparse.Namespace, config: Config, out: TextIO) -> int:
                 print(finding, file=sys.stderr)
         print(f"flow {name!r} is not loadable from {folder}", file=sys.stderr)
         return 1
+    # Read now (not at config load): the other commands need no secret.
     secrets = {
-        key: resolve_secret(config, ref).get_secret_value()
+        key: ref.resolve(config.base_dir).get_secret_value()
         for key, ref in config.flows.secrets.items()
     }
     services = FlowServices(

@@ -107,6 +107,7 @@ def render_config(
         "moh_dir": moh_dir,
         "noload": NOLOAD,
         "dialplan_file": DIALPLAN_NAME,
+        "bench": settings.bench,
     }
     files: dict[str, str] = {}
     for template in sorted(templates.glob("*.j2")):

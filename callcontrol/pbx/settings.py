@@ -20,6 +20,8 @@ class SipAccount:
 
     username: str
     password: str = field(repr=False)
+    # Dialplan context of its calls; None: the role's own (callcontrol-agents / -inbound).
+    context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,16 @@ class PbxSettings:
     overflow_dial: str | None = None
     overflow_timeout: int = 30
     fallback_prompt: str = "im-sorry&all-circuits-busy-now&please-try-call-later"
+    # Load-bench instance (bench/): adds the pure-dialplan hotline (context callcontrol-bench,
+    # extension 200), an app_queue queue "bench" with every agent as a static member, and
+    # timestamps on AMI events.
+    bench: bool = False
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a value that cannot go safely into Asterisk config."""
         names = [self.name, self.ari_user, self.ami_user, self.app]
         names += [a.username for a in self.agents + self.callers]
+        names += [a.context for a in self.agents + self.callers if a.context is not None]
         for value in names:
             if not _NAME.match(value):
                 raise ConfigError(f"{value!r}: use letters, digits and '_.+-' only")

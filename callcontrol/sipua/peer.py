@@ -16,7 +16,8 @@ Protocol (one JSON object per line):
   ``record_wav`` may contain ``{call_id}``, replaced by the peer's call id.
 * stdout, events: ``ready`` (sip_port), ``registered`` / ``unregistered`` /
   ``registration_failed`` (code, reason, expires), ``incoming`` (call_id, remote_uri),
-  ``calling`` / ``early`` / ``connecting`` / ``confirmed`` (call_id, code, reason), ``media``
+  ``calling`` / ``early`` / ``connecting`` / ``confirmed`` (call_id, code, reason, sip_call_id:
+  the SIP Call-ID header of the dialog; also on ``disconnected``), ``media``
   (call_id, index: audio flows, player and recorder attached),
   ``disconnected`` (call_id, code, reason, connect_seconds, recording), ``dtmf`` (call_id,
   digit), ``error`` (message) for a failure inside a pjsua2 callback.
@@ -114,6 +115,7 @@ class _Call(pj.Call):  # type: ignore[misc]
             "call_id": self.name,
             "code": info.lastStatusCode,
             "reason": info.lastReason,
+            "sip_call_id": info.callIdString,
         }
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             fields["connect_seconds"] = round(

@@ -47,10 +47,13 @@ async def run(
     secrets: Mapping[str, str] | None = None,
 ) -> tuple[FlowResult, SimulatedCall]:
     snapshot = flows(tmp_path, main=text, **(others or {}))
-    call = SimulatedCall(script, auto=False, now=now, queue_exits=queue_exits,
-                         dial_results=dial_results)
+    call = SimulatedCall(
+        script, auto=False, now=now, queue_exits=queue_exits, dial_results=dial_results
+    )
     services = FlowServices(
-        Sandbox(secrets), PromptResolver(tmp_path / "prompts"), http or FixtureHttp(),
+        Sandbox(secrets),
+        PromptResolver(tmp_path / "prompts"),
+        http or FixtureHttp(),
         active_recording=lambda ctx: recording,
     )
     result = await FlowEngine(call, snapshot, services).run("main")
@@ -66,7 +69,8 @@ END = """
     hangup: {}
 """
 
-PLAY_THEN_MENU = """start: welcome
+PLAY_THEN_MENU = (
+    """start: welcome
 steps:
   welcome:
     play: [welcome]
@@ -87,7 +91,9 @@ steps:
   two:
     play: [two]
     next: end
-""" + END
+"""
+    + END
+)
 
 
 async def test_type_ahead_during_a_non_barge_in_prompt_reaches_the_menu(tmp_path: Path) -> None:
@@ -133,7 +139,8 @@ async def test_menu_attempts_invalid_then_timeouts_then_failed(tmp_path: Path) -
 
 
 async def test_menu_repeat_does_not_use_an_attempt_and_global_keys_work(tmp_path: Path) -> None:
-    text = """start: menu
+    text = (
+        """start: menu
 global_keys: {"0": operator}
 steps:
   menu:
@@ -145,7 +152,9 @@ steps:
   operator:
     play: [operator]
     next: end
-""" + END
+"""
+        + END
+    )
     result, call = await run(tmp_path, text, "P9 P9 P1")
     assert result.path == ("menu", "end")
     assert len(commands(call, "play")) == 3
@@ -153,7 +162,8 @@ steps:
     assert result.path == ("menu", "operator", "end")
 
 
-GATHER = """start: account
+GATHER = (
+    """start: account
 steps:
   account:
     gather:
@@ -178,7 +188,9 @@ steps:
   failed:
     play: [sorry]
     next: end
-""" + END
+"""
+    + END
+)
 
 
 async def test_gather_with_finish_key(tmp_path: Path) -> None:
@@ -222,7 +234,8 @@ async def test_sensitive_gather_is_masked_and_mutes_the_recording(tmp_path: Path
 
 
 async def test_set_and_branch_with_missing_values(tmp_path: Path) -> None:
-    text = """start: prepare
+    text = (
+        """start: prepare
 variables: {tier: standard}
 steps:
   prepare:
@@ -242,7 +255,9 @@ steps:
     hangup: {}
   many:
     hangup: {cause: busy}
-""" + END
+"""
+        + END
+    )
     result, call = await run(tmp_path, text, "")
     assert result.variables["label"] == "STANDARD-100"
     assert result.variables["count"] == 3 and result.variables["flags"] == ["a", "b"]
@@ -289,7 +304,8 @@ async def test_hours_use_the_call_clock(
 
 
 async def test_http_success_saves_and_sets_status(tmp_path: Path) -> None:
-    text = """start: lookup
+    text = (
+        """start: lookup
 variables: {account: "a b", base: "http://crm.test/customers"}
 steps:
   lookup:
@@ -299,7 +315,9 @@ steps:
       save_as: customer
     next: end
     error: end
-""" + END
+"""
+        + END
+    )
     http = FixtureHttp([HttpFixture(url="crm.test/customers/a%20b", json={"tier": "vip"})])
     result, call = await run(tmp_path, text, "", http=http, secrets={"KEY": "topsecret"})
     assert result.variables["customer"] == {"tier": "vip"}
@@ -320,7 +338,8 @@ steps:
     ],
 )
 async def test_http_failures_take_the_error_exit(tmp_path: Path, fixture: HttpFixture) -> None:
-    text = """start: lookup
+    text = (
+        """start: lookup
 steps:
   lookup:
     http: {url: "http://crm.test/x", timeout: 2s, save_as: customer}
@@ -328,16 +347,20 @@ steps:
     error: fallback
   fallback:
     hangup: {}
-""" + END
+"""
+        + END
+    )
     result, call = await run(tmp_path, text, "", http=FixtureHttp([fixture]))
     assert result.path == ("lookup", "fallback")
     assert "customer" not in result.variables
-    assert result.variables["http"]["status"] == (fixture.status if not (
-        fixture.timeout or fixture.connection_error) else None)
+    assert result.variables["http"]["status"] == (
+        fixture.status if not (fixture.timeout or fixture.connection_error) else None
+    )
     assert call.entries("step_error")[0]["step"] == "lookup"
 
 
-QUEUE = """start: hold
+QUEUE = (
+    """start: hold
 on_hangup: notify
 steps:
   hold:
@@ -360,7 +383,9 @@ steps:
   notify:
     set: {notified: "yes"}
     next: end
-""" + END
+"""
+    + END
+)
 
 
 @pytest.mark.parametrize(
@@ -383,8 +408,9 @@ async def test_queue_exits(tmp_path: Path, exit_: str, path: tuple[str, ...], ou
     assert (request.name, request.priority, request.callback) == ("billing", 5, True)
     assert dict(request.keys) == {"1": "left"}
     # the key pressed during the prompt was handed back to the queue layer, not dropped
-    assert call.handed_back == [[DtmfReceived(channel_id="sim-chan", digit="7",
-                                              at=call.handed_back[0][0].at)]]
+    assert call.handed_back == [
+        [DtmfReceived(channel_id="sim-chan", digit="7", at=call.handed_back[0][0].at)]
+    ]
     if exit_ == "after":
         assert commands(call, "hangup")  # no `after` exit: the caller is hung up
     if exit_ == "hangup":
@@ -392,7 +418,8 @@ async def test_queue_exits(tmp_path: Path, exit_: str, path: tuple[str, ...], ou
 
 
 async def test_dial_results(tmp_path: Path) -> None:
-    text = """start: call
+    text = (
+        """start: call
 variables: {ext: "+390612345678"}
 steps:
   call:
@@ -403,7 +430,9 @@ steps:
     failed: end
   busy:
     hangup: {cause: busy}
-""" + END
+"""
+        + END
+    )
     result, call = await run(tmp_path, text, "", dial_results=("busy",))
     assert result.path == ("call", "busy")
     assert call.dial_requests[0].to == "number:+390612345678"
@@ -429,8 +458,13 @@ async def test_record_saves_a_message(tmp_path: Path) -> None:
     assert result.outcome == "voicemail"
     assert result.variables["message"] == "vm-sim-call-vm-1"
     assert commands(call, "record")[0] | {"channel_id": "x"} == {
-        "channel_id": "x", "name": "vm-sim-call-vm-1", "fmt": "wav", "max_duration_s": 60,
-        "max_silence_s": 0, "beep": True, "terminate_on": "#",
+        "channel_id": "x",
+        "name": "vm-sim-call-vm-1",
+        "fmt": "wav",
+        "max_duration_s": 60,
+        "max_silence_s": 0,
+        "beep": True,
+        "terminate_on": "#",
     }
 
 
@@ -483,7 +517,8 @@ steps:
     assert call.updates[0]["flow"] == "main"  # the call row keeps the entry flow
 
 
-ERRORS = """start: first
+ERRORS = (
+    """start: first
 on_error: oops
 steps:
   first:
@@ -496,7 +531,9 @@ steps:
   oops:
     play: [sorry]
     next: end
-""" + END
+"""
+    + END
+)
 
 
 async def test_error_exit_then_on_error(tmp_path: Path) -> None:
@@ -514,17 +551,21 @@ async def test_without_error_handling_the_caller_hears_an_apology(tmp_path: Path
 
 
 async def test_a_prompt_asterisk_cannot_play_is_an_error(tmp_path: Path) -> None:
-    text = """start: hello
+    text = (
+        """start: hello
 steps:
   hello:
     play: [missing-sound]
     next: end
     error: end
-""" + END
+"""
+        + END
+    )
     snapshot = flows(tmp_path, main=text)
     call = SimulatedCall("", auto=False)
-    call.push_back(PlaybackFinished(channel_id="sim-chan", playback_id="pb-sim-chan-hello-1",
-                                    state="failed"))
+    call.push_back(
+        PlaybackFinished(channel_id="sim-chan", playback_id="pb-sim-chan-hello-1", state="failed")
+    )
     services = FlowServices(Sandbox(), PromptResolver(tmp_path), FixtureHttp())
     result = await FlowEngine(call, snapshot, services).run("main")
     assert result.path == ("hello", "end")
@@ -532,13 +573,16 @@ steps:
 
 
 async def test_a_pbx_error_takes_the_error_exit(tmp_path: Path) -> None:
-    text = """start: hello
+    text = (
+        """start: hello
 steps:
   hello:
     play: [hello]
     next: end
     error: end
-""" + END
+"""
+        + END
+    )
     snapshot = flows(tmp_path, main=text)
     call = SimulatedCall("", auto=False)
     call.fake.fail["play"] = Conflict(409, "channel not in Stasis")
@@ -548,7 +592,8 @@ steps:
 
 
 async def test_on_hangup_runs_only_set_http_branch(tmp_path: Path) -> None:
-    text = """start: menu
+    text = (
+        """start: menu
 on_hangup: a
 steps:
   menu:
@@ -565,7 +610,9 @@ steps:
   c:
     play: [never]
     next: end
-""" + END
+"""
+        + END
+    )
     result, call = await run(tmp_path, text, "P H")
     assert result.path == ("menu", "a", "b")
     assert result.variables["gone"] == "yes"
@@ -574,16 +621,21 @@ steps:
 
 
 async def test_timeline_names_steps_exits_tags_and_flow_version(tmp_path: Path) -> None:
-    text = """start: hello
+    text = (
+        """start: hello
 steps:
   hello:
     play: [hello]
     tags: [inbound, demo]
     next: end
-""" + END
+"""
+        + END
+    )
     result, call = await run(tmp_path, text, "P")
-    assert call.updates[0] == {"flow": "main", "flow_version": call.entries("flow_started")[0][
-        "version"]}
+    assert call.updates[0] == {
+        "flow": "main",
+        "flow_version": call.entries("flow_started")[0]["version"],
+    }
     assert {"tags": ["inbound", "demo"]} in call.updates
     assert call.kinds()[:4] == ["flow_started", "step", "exit", "step"]
     assert call.entries("flow_ended")[0]["outcome"] == result.outcome

@@ -17,8 +17,9 @@ async def server() -> AsyncIterator[str]:
     release = asyncio.Event()
 
     async def ok(request: web.Request) -> web.Response:
-        return web.json_response({"id": request.match_info["id"],
-                                  "auth": request.headers.get("Authorization")})
+        return web.json_response(
+            {"id": request.match_info["id"], "auth": request.headers.get("Authorization")}
+        )
 
     async def fail(request: web.Request) -> web.Response:
         return web.json_response({"error": "boom"}, status=500)
@@ -31,8 +32,14 @@ async def server() -> AsyncIterator[str]:
         return web.json_response({})
 
     app = web.Application()
-    app.add_routes([web.get("/c/{id}", ok), web.get("/fail", fail), web.get("/text", text),
-                    web.get("/slow", slow)])
+    app.add_routes(
+        [
+            web.get("/c/{id}", ok),
+            web.get("/fail", fail),
+            web.get("/text", text),
+            web.get("/slow", slow),
+        ]
+    )
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -47,8 +54,13 @@ async def test_success_and_failures(server: str) -> None:
     sandbox = Sandbox({"TOKEN": "abc123"})
     client = HttpStepClient(["127.0.0.1"])
     try:
-        request = render_request(sandbox, {"id": "a/b"}, method="get", url=server + "/c/{{ id }}",
-                                 headers={"Authorization": "Bearer {{ secrets.TOKEN }}"})
+        request = render_request(
+            sandbox,
+            {"id": "a/b"},
+            method="get",
+            url=server + "/c/{{ id }}",
+            headers={"Authorization": "Bearer {{ secrets.TOKEN }}"},
+        )
         outcome = await client.send(request)
         assert outcome.ok and outcome.status == 200
         assert outcome.body == {"id": "a/b", "auth": "Bearer abc123"}

@@ -32,10 +32,22 @@ def test_simulate_command_prints_path_and_variables(
 ) -> None:
     fixture = tmp_path / "crm.yaml"
     fixture.write_text("- url: /customers/\n  status: 500\n")
-    code = simulate_main([
-        "hotline", "--dir", str(FLOWS), "--digits", "1 123456#", "--http-fixture",
-        str(fixture), "--at", "2026-03-02T10:00:00+01:00", "--var", "tier=gold", "--json",
-    ])
+    code = simulate_main(
+        [
+            "hotline",
+            "--dir",
+            str(FLOWS),
+            "--digits",
+            "1 123456#",
+            "--http-fixture",
+            str(fixture),
+            "--at",
+            "2026-03-02T10:00:00+01:00",
+            "--var",
+            "tier=gold",
+            "--json",
+        ]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["path"][-2:] == ["lookup", "billing"]
