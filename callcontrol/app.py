@@ -14,21 +14,30 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcontrol.acd.agents import AgentStateError
+from callcontrol.acd.directory import NewAgent
+from callcontrol.acd.reports import queue_period_stats
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.server import build_app
 from callcontrol.ari.adapter import translate
 from callcontrol.ari.protocol import AriEvent
 from callcontrol.calls import CallManager
 from callcontrol.config import Config, resolve_secret
+from callcontrol.errors import ApiError
 from callcontrol.events_router import EventRouter
 from callcontrol.logging import configure_logging, get_logger
+from callcontrol.pbx.agents_conf import AgentsInclude
 from callcontrol.pbx.paths import PathMap
+from callcontrol.pbx.settings import SipAccount
 from callcontrol.recovery import Recovery
 from callcontrol.store.queries import (
     call_timeline,
@@ -53,8 +62,9 @@ class App:
 
     def __init__(
         self, config: Config, paths: PathMap, stock_sounds: dict[str, set[str]],
-        engine: AsyncEngine,
+        engine: AsyncEngine, pbx_etc_dir: Path,
     ) -> None:
+        from callcontrol.acd.directory import AgentDirectory
         from callcontrol.acd.service import build_acd
         from callcontrol.ami.client import AmiClient
         from callcontrol.ari.adapter import AriTelephony
@@ -88,6 +98,8 @@ class App:
             call_max_seconds=config.run.call_max_seconds,
             queue_handler=self.acd.queue_handler, dial_handler=self.acd.dial_handler,
         )
+        self.headsets = AgentsInclude(pbx_etc_dir, self._reload_pjsip)
+        self.directory = AgentDirectory(config, engine, self.acd, self._apply_headsets)
         self.recovery = Recovery(self)
         self.tokens = TokenStore(config.path(config.http.tokens_file))
         self._runner: web.AppRunner | None = None
@@ -107,7 +119,8 @@ class App:
         sounds = load_stock_sounds((root or Path("/")) / "usr/share/asterisk/sounds", root)
         url = config.database_url()
         await upgrade(url)
-        return cls(config, instance.paths, sounds, create_engine(url))
+        etc_dir = instance.paths.to_host(instance.dirs.etc)
+        return cls(config, instance.paths, sounds, create_engine(url), etc_dir)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -120,11 +133,13 @@ class App:
             log.warning("store_not_flushed_at_start", pending=self.store.pending)
         await self.flows.start()
         await self.acd.start()
+        await self.directory.start()
         self.ari.on_connected(self.recovery.resync)
         self.ari.on_event(self._on_ari_event)
         await self.ari.start()
         self.ami.on_event(self.acd.on_ami_event)
         self.ami.on_connected(self.acd.on_ami_connected)
+        self.ami.on_connected(self.directory.sync_pbx)
         await self.ami.start()
         api = build_app(self, self.tokens)
         self._runner = web.AppRunner(api, access_log=None)
@@ -162,6 +177,13 @@ class App:
                 path.unlink()
         except OSError:
             pass
+
+    # -- agent headsets added through the API --------------------------------------------------
+    async def _reload_pjsip(self) -> None:
+        await self.ami.action({"Action": "ModuleReload", "Module": "res_pjsip.so"})
+
+    async def _apply_headsets(self, accounts: Mapping[str, str]) -> None:
+        await self.headsets.apply([SipAccount(e, p) for e, p in accounts.items()])
 
     # -- events -----------------------------------------------------------------------------
     async def _on_ari_event(self, event: AriEvent) -> None:
@@ -220,6 +242,56 @@ class App:
 
     def agent_action(self, agent_id: str, action: str, reason: str | None) -> dict[str, Any]:
         return self.acd.agent_action(agent_id, action, reason)
+
+    def schedule_overrides(self) -> dict[str, Any]:
+        return self.flows.overrides_json()
+
+    def set_schedule_override(
+        self, name: str, state: Literal["open", "closed"], until: datetime | None, reason: str
+    ) -> dict[str, Any]:
+        return self.flows.set_override(name, state, until, reason)
+
+    def clear_schedule_override(self, name: str) -> bool:
+        return self.flows.clear_override(name)
+
+    def agent_detail(self, agent_id: str) -> dict[str, Any]:
+        definition = self.directory.describe(agent_id)
+        live = self.acd.acd.board.agents[agent_id].snapshot()
+        return {**live, **definition}
+
+    async def create_agent(self, new: NewAgent) -> dict[str, Any]:
+        await self.directory.create(new)
+        return self.agent_detail(new.id)
+
+    async def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        await self.directory.update(agent_id, changes)
+        return self.agent_detail(agent_id)
+
+    async def delete_agent(self, agent_id: str) -> None:
+        await self.directory.delete(agent_id)
+
+    def agent_call_control(self, agent_id: str, action: str, target: str | None
+                           ) -> dict[str, Any]:
+        self.directory.describe(agent_id)  # AgentNotFound for an unknown agent
+        kind, _, value = (target or "").partition(":")
+        if kind == "agent" and self.directory.source(value) is None:
+            raise ApiError(400, "invalid_body", "the request body has invalid fields",
+                           {"fields": {"to": f"unknown agent {value!r}"}})
+        try:
+            self.acd.call_control(agent_id, action, target)
+        except AgentStateError as exc:
+            raise ApiError(409, "agent_not_on_call", str(exc), {"agent_id": agent_id}) from None
+        return self.agent_detail(agent_id)
+
+    def queue_names(self) -> list[str]:
+        return list(self.config.queues)
+
+    async def queue_stats(self, queue: str, start: datetime, end: datetime) -> dict[str, Any]:
+        stats = await queue_period_stats(
+            self.engine, queue, self.config.queues[queue], start, end,
+            horizon=timedelta(seconds=self.config.run.call_max_seconds),
+        )
+        return {"from": start.isoformat(), "to": end.isoformat(), **asdict(stats)}
 
     def crm_customer(self, account: str) -> dict[str, Any] | None:
         return DEMO_CRM.get(account)

@@ -134,6 +134,8 @@ class CallSession:
     active_playbacks: set[str] = field(default_factory=set)
     hung_up: bool = False
     handed_to_dialplan: bool = False
+    # Set when the daemon or the PBX ended the call: its outcome wins over the flow's.
+    aborted: CallAborted | None = None
     closed: bool = False
     playback_seq: int = 0
     _pushed: collections.deque[TelephonyEvent] = field(default_factory=collections.deque)
@@ -168,11 +170,16 @@ class CallSession:
         if isinstance(event, AbortCall):
             if event.hand_to_dialplan:
                 await self.hand_to_dialplan()
-            raise CallAborted(event.outcome, event.reason)
+            self.aborted = CallAborted(event.outcome, event.reason)
+            raise self.aborted
         if event.channel_id == self.channel_id and isinstance(
             event, ChannelHungUp | ChannelLeftApp
         ):
             self.hung_up = True
+            if isinstance(event, ChannelHungUp) and event.pbx_shutdown:
+                self.log("pbx_shutdown", cause=event.cause)
+                self.aborted = CallAborted("lost", "cut by an Asterisk shutdown or restart")
+                raise self.aborted
             if isinstance(event, ChannelHungUp):
                 self.log("caller_hangup", cause=event.cause, cause_text=event.cause_text)
                 raise CallerHungUp(event.cause)
@@ -382,6 +389,8 @@ class CallManager:
             outcome, reason = "failed", f"internal error: {type(exc).__name__}"
             session.log("error", error=reason)
         finally:
+            if session.aborted is not None:  # the flow may have caught it as a hangup
+                outcome, reason = session.aborted.outcome, session.aborted.reason
             if not session.hung_up and not session.handed_to_dialplan and outcome != "lost":
                 await _quietly(self.telephony.hangup(session.channel_id))
             session.log("call_ended", outcome=outcome, reason=reason)

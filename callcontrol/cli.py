@@ -70,8 +70,15 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 def cmd_flows(args: argparse.Namespace) -> int:
     from callcontrol.flows import cli as flows_cli
 
-    config = _config(args)
+    # flows tools need no secrets: they must work without the daemon's environment
+    config = load_config(Path(args.config), read_secrets=False)
     return flows_cli.main(args, config)
+
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    from callcontrol import schedules_cli
+
+    return schedules_cli.main(args, _config(args))
 
 
 def cmd_dial(args: argparse.Namespace) -> int:
@@ -113,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     flows_cli.add_arguments(flows)
     flows.set_defaults(func=cmd_flows)
+
+    schedules = sub.add_parser("schedules", help="force schedules open/closed (emergencies)")
+    from callcontrol import schedules_cli
+
+    schedules_cli.add_arguments(schedules)
+    schedules.set_defaults(func=cmd_schedules)
 
     dial = sub.add_parser("dial", help="call an extension as the demo caller")
     from callcontrol.sipua.dial import add_dial_arguments

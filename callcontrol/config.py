@@ -151,6 +151,8 @@ class FlowsConfig(_Model):
     http_allow_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost"])
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
     watch: bool = True
+    # Operator overrides of schedules survive a restart in this file.
+    overrides_file: Path = Path("var/schedule-overrides.json")
 
 
 class AgentConfig(_Model):
@@ -212,6 +214,8 @@ class AcdConfig(_Model):
     # Outbound trunks for ``dial`` steps to ``number:+E164``: name -> dial string with
     # ``{number}`` (e.g. ``PJSIP/{number}@carrier``). A step's ``via`` picks one; else the first.
     trunks: dict[str, str] = Field(default_factory=dict)
+    # Headset passwords of agents added through the HTTP API: one mode-0600 file per agent.
+    agent_secrets_dir: Path = Path("var/agent-secrets")
 
 
 class CallerSourceConfig(_Model):

@@ -111,10 +111,15 @@ class DialEnded(TelephonyEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ChannelHungUp(TelephonyEvent):
-    """The channel hung up or was destroyed; ``cause`` is the Q.850 cause code."""
+    """The channel hung up or was destroyed; ``cause`` is the Q.850 cause code.
+
+    ``pbx_shutdown`` is true when Asterisk itself hangs the channel up because it is shutting
+    down (a restart or a stop): the call is cut by the PBX, not ended by the caller.
+    """
 
     cause: int = 16
     cause_text: str = ""
+    pbx_shutdown: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

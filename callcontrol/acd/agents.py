@@ -160,6 +160,34 @@ class AgentBoard:
             raise AgentStateError(f"no agent has endpoint {endpoint!r}")
         return self.agents[agent_id]
 
+    # -- the roster (agents managed through the HTTP API) --------------------------------
+
+    def add_agent(self, config: AgentConfig, *, reachable: bool = False) -> Agent:
+        """Add a logged-out agent (its headset counts as unregistered until told otherwise)."""
+        if config.id in self.agents or config.endpoint in self._by_endpoint:
+            raise AgentStateError(f"agent {config.id} or endpoint {config.endpoint} exists")
+        agent = Agent(config, state_since=self._clock(), reachable=reachable)
+        self.agents[config.id] = agent
+        self._by_endpoint[config.endpoint] = config.id
+        return agent
+
+    def replace_config(self, config: AgentConfig) -> Agent:
+        """Give an agent new settings (name, skills, queues, wrap-up); same id and endpoint."""
+        agent = self.get(config.id)
+        if agent.config.endpoint != config.endpoint:
+            raise AgentStateError(f"agent {config.id}: the endpoint cannot change")
+        agent.config = config
+        return agent
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Remove an agent that is logged out (log it out first)."""
+        agent = self.get(agent_id)
+        if agent.state is not AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id} is {agent.state}, not logged out")
+        self._cancel_wrap_up(agent)
+        del self.agents[agent_id]
+        del self._by_endpoint[agent.config.endpoint]
+
     # -- operations asked for by people (API, feature codes) and the PBX (contact status) --
 
     def login(self, agent_id: str) -> AgentState:

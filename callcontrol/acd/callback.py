@@ -20,7 +20,7 @@ from callcontrol.acd.agents import AgentState
 from callcontrol.acd.events import leg_answered, leg_failed
 from callcontrol.acd.queues import QueueEntry
 from callcontrol.errors import TelephonyError
-from callcontrol.telephony import ChannelHungUp, ChannelLeftApp, TelephonyEvent
+from callcontrol.telephony import ChannelEntered, ChannelHungUp, ChannelLeftApp, TelephonyEvent
 
 if TYPE_CHECKING:
     from callcontrol.acd.router import Acd
@@ -88,8 +88,12 @@ class CallbackRunner:
             created.append(agent_leg)
             await tel.create_channel(f"PJSIP/{agent.config.endpoint}", agent_leg,
                                      ["callback-agent", entry.call_id, agent_id])
-            await tel.dial(agent_leg, timeout_s=math.ceil(config.ring_timeout))
-            if await _wait_answer(inbox, agent_leg, config.ring_timeout, None) != "answered":
+            entered = await _wait_entered(inbox, agent_leg, config.ring_timeout, None)
+            if entered == "entered":
+                await tel.dial(agent_leg, timeout_s=math.ceil(config.ring_timeout))
+            if entered != "entered" or await _wait_answer(
+                inbox, agent_leg, config.ring_timeout, None
+            ) != "answered":
                 acd.ring_failed(entry, agent_id)
                 return
             entry.offered_to = None
@@ -101,10 +105,14 @@ class CallbackRunner:
                 ["callback-customer", entry.call_id, entry.entry_id],
                 caller_id=settings.callback_caller_id,
             )
-            await tel.dial(customer_leg, timeout_s=math.ceil(settings.callback_ring_timeout),
-                           caller_id=settings.callback_caller_id)
-            result = await _wait_answer(inbox, customer_leg, settings.callback_ring_timeout,
-                                        agent_leg)
+            result = await _wait_entered(inbox, customer_leg, settings.callback_ring_timeout,
+                                         agent_leg)
+            if result == "entered":
+                await tel.dial(customer_leg,
+                               timeout_s=math.ceil(settings.callback_ring_timeout),
+                               caller_id=settings.callback_caller_id)
+                result = await _wait_answer(inbox, customer_leg,
+                                            settings.callback_ring_timeout, agent_leg)
             if result != "answered":
                 acd.callback_failed(entry, f"customer_{result}")
                 return
@@ -128,6 +136,28 @@ class CallbackRunner:
                 self._inboxes.pop(channel, None)
             await _clean_up(acd, created, bridge_id if bridged_at is not None else None)
             _settle_agent(acd, entry, agent_id, bridged_at, loop.time())
+
+
+async def _wait_entered(
+    inbox: asyncio.Queue[TelephonyEvent], leg: str, seconds: float, watch: str | None
+) -> str:
+    """``entered`` once ``leg`` is in the application (ARI dials it only from then on),
+    ``failed``, ``timeout``, or ``agent_gone`` when ``watch`` hangs up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            event = await asyncio.wait_for(inbox.get(), remaining)
+        except TimeoutError:
+            break
+        if event.channel_id == leg:
+            if isinstance(event, ChannelEntered):
+                return "entered"
+            if leg_failed(event):
+                return "failed"
+        elif event.channel_id == watch and isinstance(event, ChannelHungUp | ChannelLeftApp):
+            return "agent_gone"
+    return "timeout"
 
 
 async def _wait_answer(

@@ -5,7 +5,7 @@
     waiting (music on hold, position announced every interval)
       |-- max_wait --> timeout       |-- queue key D --> key:D     |-- staff gone --> no_agents
       |-- press 1, confirm 1 --> callback (the entry keeps its place; the flow ends)
-      |-- AgentOffered --> ringing the agent's headset
+      |-- AgentOffered --> agent leg created; dialed once it entered the app (ringing)
       |        |-- no answer / refused --> back to waiting (same place), next agent
       |        +-- answered --> bridged with the agent
       |                           |-- agent hangs up --> after (the flow goes on)
@@ -40,7 +40,7 @@ from callcontrol.acd.router import Acd
 from callcontrol.callctx import CallContext, CallerHungUp, DialRequest, QueueRequest, QueueResult
 from callcontrol.config import QueueConfig
 from callcontrol.errors import TelephonyError
-from callcontrol.telephony import DtmfReceived, PlaybackFinished, TelephonyEvent
+from callcontrol.telephony import ChannelEntered, DtmfReceived, PlaybackFinished, TelephonyEvent
 
 
 async def serve_in_queue(
@@ -137,7 +137,9 @@ class _QueueSession:
             if event.entry_id == self.entry.entry_id and self.entry.offered_to == event.agent_id:
                 await self._ring(event.agent_id)
         elif self.agent_leg is not None and event.channel_id == self.agent_leg:
-            if leg_answered(event):
+            if isinstance(event, ChannelEntered):
+                await self._dial_agent()
+            elif leg_answered(event):
                 return await self._connect()
             if leg_failed(event):
                 self.agent_leg_up = False
@@ -217,9 +219,17 @@ class _QueueSession:
                 ["agent", self.ctx.call_id, agent_id],
                 caller_id=self.ctx.caller.number or None,
             )
-            await self.tel.dial(self.agent_leg, timeout_s=math.ceil(self.config.ring_timeout))
         except TelephonyError as exc:
             self.ctx.log("agent_ring_failed", agent_id=agent_id, error=str(exc))
+            await self._ring_over(no_answer=True)
+
+    async def _dial_agent(self) -> None:
+        """The agent leg entered the application (ARI accepts a dial only from then on)."""
+        assert self.agent_leg is not None
+        try:
+            await self.tel.dial(self.agent_leg, timeout_s=math.ceil(self.config.ring_timeout))
+        except TelephonyError as exc:
+            self.ctx.log("agent_ring_failed", agent_id=self.agent_id, error=str(exc))
             await self._ring_over(no_answer=True)
 
     async def _ring_over(self, *, no_answer: bool) -> None:

@@ -31,7 +31,7 @@ from callcontrol.acd.events import (
     UnholdRequested,
 )
 from callcontrol.acd.queues import QueueEntry, QueueFull, WaitingLine
-from callcontrol.acd.strategies import Strategy, has_skills, make_strategy
+from callcontrol.acd.strategies import RoundRobin, Strategy, has_skills, make_strategy
 from callcontrol.config import AcdConfig, AgentConfig, QueueConfig
 from callcontrol.logging import get_logger
 from callcontrol.store.records import CallEvent, InteractionLog
@@ -282,6 +282,41 @@ class Acd:
             self.board.get(value)
         self._post(TransferRequested(channel_id=self._caller_of(agent_id), agent_id=agent_id,
                                      target=target))
+
+    # -- the roster (agents managed through the HTTP API) ----------------------------------
+
+    def add_agent(self, config: AgentConfig, *, reachable: bool = False) -> None:
+        """Add a logged-out agent to the board and to its queues' members."""
+        unknown = [q for q in config.queues if q not in self.lines]
+        if unknown:
+            raise UnknownQueue(f"unknown queues {', '.join(unknown)}")
+        self.board.add_agent(config, reachable=reachable)
+        self._set_members(config.id, config.queues)
+
+    def update_agent(self, config: AgentConfig) -> None:
+        """Apply new settings to an agent (queues take effect for the next routing round)."""
+        unknown = [q for q in config.queues if q not in self.lines]
+        if unknown:
+            raise UnknownQueue(f"unknown queues {', '.join(unknown)}")
+        self.board.replace_config(config)
+        self._set_members(config.id, config.queues)
+        self.wake()
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Remove a logged-out agent from the board and every queue."""
+        self.board.remove_agent(agent_id)
+        self._set_members(agent_id, [])
+
+    def _set_members(self, agent_id: str, queues: Sequence[str]) -> None:
+        for name, members in self.members.items():
+            if name in queues and agent_id not in members:
+                members.append(agent_id)
+            elif name not in queues and agent_id in members:
+                members.remove(agent_id)
+        for name in self.lines:
+            strategy = self._strategies[name]
+            if isinstance(strategy, RoundRobin):
+                strategy.set_members(self.members[name])
 
     # -- logging ----------------------------------------------------------------------------
 

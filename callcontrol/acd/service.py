@@ -23,15 +23,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from callcontrol.acd.agents import AgentState, AgentStateError
+from callcontrol.acd.agents import BUSY_STATES, AgentState, AgentStateError
 from callcontrol.acd.connect import serve_in_queue
 from callcontrol.acd.events import leg_answered, leg_failed
 from callcontrol.acd.router import Acd
 from callcontrol.acd.stats import live_stats, period_stats
 from callcontrol.ami.protocol import AmiEvent, ContactStatus
 from callcontrol.callctx import CallContext, DialRequest, QueueRequest, QueueResult
-from callcontrol.config import Config
-from callcontrol.errors import ApiError, TelephonyError
+from callcontrol.config import AgentConfig, Config
+from callcontrol.errors import ApiError, CallControlError, TelephonyError
 from callcontrol.events_router import EventRouter, Inbox
 from callcontrol.logging import get_logger
 from callcontrol.store.records import AgentEvent, CallEvent, InteractionLog, Record, new_id
@@ -298,6 +298,50 @@ class AcdService:
             status = statuses.get(endpoint, "Unreachable")
             self.acd.board.set_reachable(endpoint, status not in UNREACHABLE_CONTACT)
 
+    # -- the roster (agents managed through the HTTP API) ----------------------------------
+
+    async def add_agent(self, config: AgentConfig) -> None:
+        """Add a logged-out agent; its headset counts as registered only if AMI lists it."""
+        reachable = False
+        if self.contacts is not None:
+            try:
+                statuses = await self.contacts.contact_status()
+            except CallControlError as exc:
+                _log.warning("contact_status_failed", error=str(exc))
+            else:
+                status = statuses.get(config.endpoint, "Unreachable")
+                reachable = status not in UNREACHABLE_CONTACT
+        self.acd.add_agent(config, reachable=reachable)
+        self._endpoints.add(config.endpoint)
+
+    def update_agent(self, config: AgentConfig) -> None:
+        """Apply new settings (name, skills, queues, wrap-up) to an agent."""
+        self.acd.update_agent(config)
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Log an agent out (refused while it rings or talks) and remove it."""
+        agent = self.acd.board.get(agent_id)
+        if agent.state in BUSY_STATES:
+            raise AgentStateError(f"agent {agent_id} is {agent.state}")
+        if agent.state is not AgentState.LOGGED_OUT:
+            self.acd.board.logout(agent_id)
+        self.acd.remove_agent(agent_id)
+        self._endpoints.discard(agent.config.endpoint)
+
+    def call_control(self, agent_id: str, action: str, target: str | None = None) -> None:
+        """``hold``, ``unhold`` or ``transfer`` (to ``target``) the caller bridged with an agent.
+
+        Raises :class:`AgentStateError` when the agent is not bridged with a caller.
+        """
+        if action == "hold":
+            self.acd.hold(agent_id)
+        elif action == "unhold":
+            self.acd.unhold(agent_id)
+        elif action == "transfer" and target is not None:
+            self.acd.transfer(agent_id, target)
+        else:
+            raise ValueError(f"unknown call control {action!r}")
+
     # -- HTTP API -----------------------------------------------------------------------------
 
     def agents_json(self) -> list[dict[str, Any]]:
@@ -374,8 +418,6 @@ class _Dial:
             await tel.create_channel(self.endpoint, self.leg, ["dial", ctx.call_id],
                                      caller_id=self.request.caller_id or ctx.caller.number
                                      or None)
-            await tel.dial(self.leg, timeout_s=math.ceil(self.request.timeout),
-                           caller_id=self.request.caller_id)
             status = await self._ring(self.request.timeout)
             if status != "answered":
                 return status
@@ -408,12 +450,15 @@ class _Dial:
             event = await self.ctx.next_event(remaining)
             if event is None or event.channel_id != self.leg:
                 continue
-            if leg_answered(event):
+            if isinstance(event, ChannelEntered):  # ARI dials a channel once it is ours
+                await self.ctx.telephony.dial(self.leg, timeout_s=math.ceil(seconds),
+                                              caller_id=self.request.caller_id)
+            elif leg_answered(event):
                 return "answered"
-            if isinstance(event, DialEnded):
+            elif isinstance(event, DialEnded):
                 return {"BUSY": "busy", "NOANSWER": "no_answer",
                         "CANCEL": "no_answer"}.get(event.status, "failed")
-            if leg_failed(event):
+            elif leg_failed(event):
                 self.leg_up = False
                 if isinstance(event, ChannelHungUp):
                     if event.cause in _BUSY_CAUSES:

@@ -71,6 +71,10 @@ class RoundRobin:
         """Remember the pick so the next call starts after it."""
         self._last = agent.id
 
+    def set_members(self, members: Sequence[str]) -> None:
+        """The queue's members changed (an agent added or removed through the API)."""
+        self._members = list(members)
+
 
 class FewestCalls:
     """Fewest calls answered first, then longest idle."""

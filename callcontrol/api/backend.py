@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from callcontrol.acd.directory import NewAgent
 
 
 class ApiBackend(Protocol):
@@ -28,6 +33,43 @@ class ApiBackend(Protocol):
 
     def agent_action(self, agent_id: str, action: str, reason: str | None) -> dict[str, Any]:
         """Apply ``login``/``logout``/``pause``/``unpause`` to an agent; return its state."""
+
+    def schedule_overrides(self) -> dict[str, Any]:
+        """Active operator overrides of schedules, by schedule name."""
+
+    def set_schedule_override(
+        self, name: str, state: Literal["open", "closed"], until: datetime | None, reason: str
+    ) -> dict[str, Any]:
+        """Force a schedule open or closed until ``until``; returns the active overrides."""
+
+    def clear_schedule_override(self, name: str) -> bool:
+        """Remove a schedule's override; ``False`` when it had none."""
+
+    def agent_detail(self, agent_id: str) -> dict[str, Any]:
+        """One agent's definition (``source``: config or api, no password) and live state;
+        raises :class:`~callcontrol.acd.directory.AgentNotFound`."""
+
+    async def create_agent(self, new: NewAgent) -> dict[str, Any]:
+        """Create an agent (its headset exists in the PBX when this returns); its definition.
+        Raises :class:`~callcontrol.acd.directory.DirectoryError` subclasses."""
+
+    async def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change an API-managed agent (fields of ``AgentDirectory.update``)."""
+
+    async def delete_agent(self, agent_id: str) -> None:
+        """Remove an API-managed agent (logged out first)."""
+
+    def agent_call_control(
+        self, agent_id: str, action: str, target: str | None
+    ) -> dict[str, Any]:
+        """``hold``/``unhold``/``transfer`` (to ``target``) the agent's caller; the agent's
+        state. Raises :class:`~callcontrol.errors.ApiError` 409 when the agent has no call."""
+
+    def queue_names(self) -> list[str]:
+        """The configured queues."""
+
+    async def queue_stats(self, queue: str, start: datetime, end: datetime) -> dict[str, Any]:
+        """Figures of ``queue`` for callers that entered in ``[start, end)``."""
 
     def crm_customer(self, account: str) -> dict[str, Any] | None:
         """The demo CRM's record for ``account`` (``/demo/crm``), or ``None``."""

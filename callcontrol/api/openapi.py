@@ -46,6 +46,55 @@ _AGENT_ACTION_BODY = {
     "additionalProperties": False,
 }
 
+def _created(op: dict[str, Any]) -> dict[str, Any]:
+    op["responses"]["201"] = op["responses"].pop("200")
+    op["requestBody"]["required"] = True
+    return op
+
+
+def _time_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": {"type": "string", "format": "date-time"},
+            "description": "ISO-8601 with a UTC offset"}
+
+
+_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+_SKILLS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0,
+                                                      "maximum": 100}}
+_PASSWORD = {"type": "string", "minLength": 8, "maxLength": 128, "writeOnly": True,
+             "description": "headset digest password; never returned"}
+_AGENT_FIELDS: dict[str, Any] = {
+    "name": {"type": "string", "minLength": 1},
+    "skills": _SKILLS,
+    "queues": {"type": "array", "items": {"type": "string"}},
+    "wrap_up": {"type": "number", "minimum": 0, "maximum": 3600, "nullable": True},
+}
+_AGENT_CREATE = {
+    "type": "object",
+    "required": ["id", "name", "endpoint", "password"],
+    "properties": {"id": _ID, "endpoint": {"type": "string",
+                                           "pattern": "^[A-Za-z0-9_.+-]{1,64}$"},
+                   "password": _PASSWORD, **_AGENT_FIELDS},
+    "additionalProperties": False,
+}
+_AGENT_PATCH = {
+    "type": "object",
+    "properties": {"password": _PASSWORD, **_AGENT_FIELDS},
+    "additionalProperties": False,
+}
+_AGENT = {
+    "type": "object",
+    "properties": {"id": _ID, "endpoint": {"type": "string"},
+                   "source": {"type": "string", "enum": ["config", "api"]},
+                   "state": {"type": "string"}, **_AGENT_FIELDS},
+}
+_TRANSFER = {
+    "type": "object",
+    "required": ["to"],
+    "properties": {"to": {"type": "string", "pattern": "^(queue|agent|number):.+$",
+                          "description": "queue:NAME, agent:ID or number:+E164"}},
+    "additionalProperties": False,
+}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "callcontrol", "version": "1"},
@@ -81,7 +130,38 @@ OPENAPI: dict[str, Any] = {
                                             params=[_path_param("call_id")], errors=(404,))},
         "/api/flows": {"get": _op("Live flows, versions and refused changes", "supervisor")},
         "/api/agents": {"get": _op("Agents with their live state", "supervisor",
-                                   {"type": "array"})},
+                                   {"type": "array"}),
+                        "post": _created(_op("Create an agent (its PJSIP headset exists when "
+                                             "this answers)", "admin", _AGENT,
+                                             body=_AGENT_CREATE, errors=(400, 409, 502)))},
+        "/api/agents/{agent_id}": {
+            "get": _op("One agent: definition (no password) and live state (an agent "
+                       "token: its own)", "agent", _AGENT,
+                       params=[_path_param("agent_id")], errors=(404,)),
+            "patch": _op("Change an API-managed agent", "admin", _AGENT,
+                         params=[_path_param("agent_id")], body=_AGENT_PATCH,
+                         errors=(400, 404, 409, 502)),
+            "delete": _op("Remove an API-managed agent (logged out first)", "admin",
+                          params=[_path_param("agent_id")], errors=(404, 409, 502)),
+        },
+        **{
+            f"/api/agents/{{agent_id}}/{action}": {
+                "post": _op(summary, "agent",
+                            params=[_path_param("agent_id")], body=body,
+                            errors=(400, 404, 409))
+            }
+            for action, summary, body in (
+                ("hold", "Put the agent's caller on hold (music on hold)", None),
+                ("unhold", "Take the agent's caller off hold", None),
+                ("transfer", "Blind-transfer the agent's caller (an agent token: its own "
+                             "call)", _TRANSFER),
+            )
+        },
+        "/api/queues/{name}/stats": {
+            "get": _op("Queue figures for callers that entered in [from, to) "
+                       "(docs/queue-statistics.md); default: the last 24 hours", "supervisor",
+                       params=[_path_param("name"), _time_param("from"), _time_param("to")],
+                       errors=(400, 404))},
         "/api/queues": {"get": _op("Queues with live statistics", "supervisor",
                                    {"type": "array"})},
         **{

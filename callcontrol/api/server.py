@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from callcontrol.api.auth import Principal, Role, TokenStore
+from callcontrol.api.agents_api import AGENT_ROUTES
+from callcontrol.api.auth import TokenStore
 from callcontrol.api.backend import ApiBackend
+from callcontrol.api.context import BACKEND, PRINCIPAL, TOKENS, Handler, require
 from callcontrol.api.openapi import OPENAPI
 from callcontrol.errors import ApiError, CallControlError
 from callcontrol.logging import get_logger
 
 log = get_logger("callcontrol.api")
 
-BACKEND = web.AppKey("backend", ApiBackend)
-TOKENS = web.AppKey("tokens", TokenStore)
-PRINCIPAL = web.RequestKey("principal", Principal)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["BACKEND", "PRINCIPAL", "ROUTES", "TOKENS", "Handler", "build_app", "error_response",
+           "require"]
 
 
 def error_response(status: int, error_id: str, message: str, details: Any = None) -> web.Response:
@@ -74,14 +73,6 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             return error_response(401, "unauthorized", "a valid bearer token is required")
         request[PRINCIPAL] = principal
     return await handler(request)
-
-
-def require(request: web.Request, role: Role) -> Principal:
-    """The request's principal, if it has at least ``role``; else a 403 error."""
-    principal: Principal = request[PRINCIPAL]
-    if not principal.at_least(role):
-        raise ApiError(403, "forbidden", f"this needs the {role} role")
-    return principal
 
 
 async def health(request: web.Request) -> web.Response:
@@ -172,6 +163,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/queues", list_queues),
     ("POST", "/api/agents/{agent_id}/{action:login|logout|pause|unpause}", agent_action),
     ("GET", "/demo/crm/customers/{account}", demo_crm),
+    *AGENT_ROUTES,
 ]
 
 

@@ -20,6 +20,9 @@ _DIAL_IN_PROGRESS = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
 
 # Q.850 "normal clearing", for hangup requests that carry no cause.
 _NORMAL_CLEARING = 16
+# A soft hangup request's ``cause`` holds Asterisk's AST_SOFTHANGUP_* flags: this one is set on
+# every channel when Asterisk shuts down (``core stop``/``core restart``).
+_SOFTHANGUP_SHUTDOWN = 0x04
 
 
 def sip_call_id_of(event: ari.StasisStart) -> str | None:
@@ -55,9 +58,10 @@ def translate(event: ari.AriEvent) -> list[tel.TelephonyEvent]:
             return [tel.DtmfReceived(channel_id=ch.id, at=at, digit=digit, duration_ms=duration)]
         case ari.ChannelStateChange(channel=ch):
             return [tel.ChannelStateChanged(channel_id=ch.id, at=at, state=ch.state)]
-        case ari.ChannelHangupRequest(channel=ch, cause=cause):
+        case ari.ChannelHangupRequest(channel=ch, cause=cause, soft=soft):
             code = _NORMAL_CLEARING if cause is None else cause
-            return [tel.ChannelHungUp(channel_id=ch.id, at=at, cause=code)]
+            shutdown = soft and bool((cause or 0) & _SOFTHANGUP_SHUTDOWN)
+            return [tel.ChannelHungUp(channel_id=ch.id, at=at, cause=code, pbx_shutdown=shutdown)]
         case ari.ChannelDestroyed(channel=ch, cause=cause, cause_txt=text):
             return [tel.ChannelHungUp(channel_id=ch.id, at=at, cause=cause, cause_text=text)]
         case ari.PlaybackStarted(playback=pb) if pb.channel_id:

@@ -563,7 +563,8 @@ class FlowEngine:
             "queue_result", step=name, queue=spec.name, exit=result.exit, agent=result.agent_id
         )
         if result.exit == "hangup":
-            self._abandoned = True
+            # Hanging up after talking to an agent completes the call; before, abandons it.
+            self._abandoned = result.data.get("outcome") != "completed"
             raise CallerHungUp()
         if result.exit == "callback":
             self._outcome = "callback_requested"

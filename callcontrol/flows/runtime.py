@@ -8,9 +8,11 @@ task on the snapshot of flows taken when the call started.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from callcontrol.callctx import CallContext
@@ -25,7 +27,7 @@ from callcontrol.flows.registry import FlowRegistry
 from callcontrol.flows.schedule import Overrides
 from callcontrol.logging import get_logger
 from callcontrol.store.records import OUTCOMES, Outcome
-from callcontrol.telephony import PlaybackFinished
+from callcontrol.telephony import PlaybackFinished, utcnow
 
 log = get_logger("callcontrol.flows.runtime")
 
@@ -76,8 +78,64 @@ class FlowService:
         self._stop = asyncio.Event()
         self._watch: asyncio.Task[None] | None = None
 
+    # -- operator overrides of schedules --------------------------------------------------
+    def _overrides_path(self) -> Path:
+        return self.config.path(self.config.flows.overrides_file)
+
+    def _load_overrides(self) -> None:
+        try:
+            saved = json.loads(self._overrides_path().read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("overrides_unreadable", path=str(self._overrides_path()), error=str(exc))
+            return
+        for name, item in saved.items():
+            until = datetime.fromisoformat(item["until"]) if item.get("until") else None
+            self.overrides.set(name, item["state"], until, item.get("reason", ""))
+
+    def _save_overrides(self) -> None:
+        active = self.overrides.active(utcnow())
+        data = {
+            name: {"state": o.state, "until": o.until.isoformat() if o.until else None,
+                   "reason": o.reason}
+            for name, o in active.items()
+        }
+        path = self._overrides_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+
+    def set_override(
+        self, name: str, state: Literal["open", "closed"], until: datetime | None, reason: str
+    ) -> dict[str, Any]:
+        """Force schedule ``name`` open or closed (until ``until``); logged and persisted."""
+        self.overrides.set(name, state, until, reason)
+        self._save_overrides()
+        log.warning("schedule_override_set", schedule=name, state=state,
+                    until=until.isoformat() if until else None, reason=reason)
+        return self.overrides_json()
+
+    def clear_override(self, name: str) -> bool:
+        """Remove the override of ``name``; ``False`` when there was none."""
+        cleared = self.overrides.clear(name)
+        if cleared:
+            self._save_overrides()
+            log.warning("schedule_override_cleared", schedule=name)
+        return cleared
+
+    def overrides_json(self) -> dict[str, Any]:
+        """Active overrides by schedule name (for ``/health`` and the API)."""
+        return {
+            name: {"state": o.state, "until": o.until.isoformat() if o.until else None,
+                   "reason": o.reason}
+            for name, o in self.overrides.active(utcnow()).items()
+        }
+
     async def start(self) -> None:
-        """Load every flow; start watching the folder when configured."""
+        """Load every flow and the saved overrides; start watching the folder."""
+        self._load_overrides()
         self.registry.load_all()
         status = self.registry.status()
         log.info("flows_loaded", live=sorted(status["live"]), refused=sorted(status["refused"]))
@@ -99,8 +157,8 @@ class FlowService:
         return sorted(self.registry.snapshot())
 
     def status(self) -> dict[str, Any]:
-        """Live flows, versions and refused changes."""
-        return self.registry.status()
+        """Live flows, versions, refused changes and schedule overrides."""
+        return {**self.registry.status(), "schedule_overrides": self.overrides_json()}
 
     async def run_call(self, ctx: CallContext) -> Outcome:
         """Run the flow routed to the call's extension; return the call's outcome."""

@@ -22,6 +22,8 @@ TEMPLATES = PROJECT / "config" / "asterisk"
 DIALPLAN = PROJECT / "dialplan" / "extensions.conf"
 DIALPLAN_NAME = "callcontrol-dialplan.conf"
 MOH_TONE = "callcontrol-tone.wav"
+# Included by pjsip.conf: the headsets of agents managed through the HTTP API (agents_conf.py).
+AGENTS_INCLUDE = "pjsip_agents_api.conf"
 
 # Modules that would open ports or talk to hardware we do not use (ENVIRONMENT.md).
 NOLOAD = (
@@ -107,6 +109,7 @@ def render_config(
         "moh_dir": moh_dir,
         "noload": NOLOAD,
         "dialplan_file": DIALPLAN_NAME,
+        "agents_include": AGENTS_INCLUDE,
         "bench": settings.bench,
     }
     files: dict[str, str] = {}

@@ -1,9 +1,10 @@
 """The interaction store's tables (SQLModel).
 
 ``calls`` holds one row per call, ``call_events`` each call's append-only timeline and
-``agent_events`` each agent's. Timeline rows carry the ``record_id`` of the journal record they
-came from (unique), which is what makes replaying the journal idempotent. Every datetime is
-timezone-aware UTC, on SQLite too (:class:`UTCDateTime`).
+``agent_events`` each agent's; ``agents`` holds the agents managed through the HTTP API.
+Timeline rows carry the ``record_id`` of the journal record they came from (unique), which is
+what makes replaying the journal idempotent. Every datetime is timezone-aware UTC, on SQLite
+too (:class:`UTCDateTime`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,26 @@ class AgentEventRow(SQLModel, table=True):
     kind: str = Field(max_length=64)
     data: dict[str, Any] = _json_dict()
 
+
+
+class AgentRow(SQLModel, table=True):
+    """An agent managed through the HTTP API (agents of the config file are not stored).
+
+    The headset password is not in the database: ``password_file`` names a mode-0600 file
+    holding it (Asterisk's digest auth needs it in clear to render the PJSIP auth).
+    """
+
+    __tablename__ = "agents"
+
+    id: str = Field(primary_key=True, max_length=128)
+    name: str = Field(max_length=255)
+    endpoint: str = Field(unique=True, max_length=128)
+    password_file: str = Field(max_length=1024)
+    skills: dict[str, int] = _json_dict()
+    queues: list[str] = _json_list()
+    wrap_up: float | None = Field(default=None)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 # Call-row columns a ``CallUpdated`` record may set.
 UPDATABLE_CALL_FIELDS = frozenset(

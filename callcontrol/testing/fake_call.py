@@ -3,8 +3,9 @@
 :class:`FakeCall` implements :class:`callcontrol.callctx.CallContext` over an inbox that tests
 (or :class:`FakeSwitch`) fill. :class:`FakeSwitch` plays the PBX around a
 :class:`~callcontrol.testing.fake_telephony.FakeTelephony`: it routes each event to the call that
-owns (or claimed) its channel, else to a fallback (the ACD's callback runner), and makes dialed
-endpoints behave as scripted: ``answer``, ``busy``, ``unavailable`` or ``ignore`` (rings until
+owns (or claimed) its channel, else to a fallback (the ACD's callback runner), makes created
+channels enter the application (``ChannelEntered``, as ARI's StasisStart) and dialed endpoints
+behave as scripted: ``answer``, ``busy``, ``unavailable`` or ``ignore`` (rings until
 hung up). Playbacks finish at once.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from callcontrol.callctx import CallerHungUp, CallerInfo, DialRequest, QueueRequest, QueueResult
 from callcontrol.telephony import (
+    ChannelEntered,
     ChannelHungUp,
     ChannelStateChanged,
     DialEnded,
@@ -70,7 +72,7 @@ class FakeCall:
         return self._clock()
 
     async def next_event(
-        self, timeout: float | None  # noqa: ASYNC109 - the CallContext port names it so
+        self, timeout: float | None
     ) -> TelephonyEvent | None:
         """The next event; raises :class:`CallerHungUp` once the caller's channel hung up."""
         if self._hung_up is not None:
@@ -157,6 +159,8 @@ class FakeSwitch:
     def _on_command(self, name: str, args: dict[str, Any]) -> None:
         if name == "create_channel":
             self.endpoints[args["channel_id"]] = args["endpoint"]
+            self.later(ChannelEntered(channel_id=args["channel_id"],
+                                      args=tuple(args["app_args"])))
         elif name == "dial":
             channel = args["channel_id"]
             behaviour = self.behaviour.get(self.endpoints.get(channel, ""), "answer")

@@ -25,12 +25,26 @@ that restarts or stops Asterisk must leave it running again (``await pbx.instanc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from callcontrol.config import load_config
+from callcontrol.pbx.ports import free_port
 from callcontrol.pbx.testbed import PbxTestbed, start_testbed
+from callcontrol.sipua.client import SipPeer
+from callcontrol.store.db import create_engine
+from callcontrol.testing.daemon import DaemonProcess, write_config
+from callcontrol.testing.postgres import BIN_DIR as PG_BIN_DIR
+from callcontrol.testing.postgres import PrivatePostgres
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +60,162 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxTestbed]:
             loop.run_until_complete(testbed.stop())
     finally:
         loop.close()
+
+
+# -- platform tests: the daemon as a child process, its store, SIP callers ------------------
+# Used by tests/integration/test_platform_*.py. The store follows CALLCONTROL_TEST_DB: "sqlite"
+# (default, a file per test) or "postgres" (a database per test on a private PostgreSQL server
+# started once per session). Each test gets its own daemons (``platform_daemons``), journal,
+# PID file and HTTP port; the daemons run tests/integration/flows_platform (100: a long
+# prompt, then a menu).
+
+PLATFORM_FLOWS = Path(__file__).resolve().parent / "flows_platform"
+PLATFORM_ROUTES = {"100": "platform_long"}
+PLATFORM_DB_KINDS = ("sqlite", "postgres")
+
+
+def platform_db_kind() -> str:
+    """The store the platform tests run on: ``CALLCONTROL_TEST_DB`` (default ``sqlite``)."""
+    kind = os.environ.get("CALLCONTROL_TEST_DB", "sqlite")
+    if kind not in PLATFORM_DB_KINDS:
+        raise pytest.UsageError(f"CALLCONTROL_TEST_DB={kind!r}: expected sqlite or postgres")
+    return kind
+
+
+@pytest.fixture(scope="session")
+def platform_pg() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL server for the session (tests may stop and start it)."""
+    if not (PG_BIN_DIR / "initdb").exists():
+        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN_DIR}")
+    server = PrivatePostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+async def _pg_admin(admin_url: str, sql: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(sql))
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def platform_pg_database(server: PrivatePostgres) -> AsyncIterator[str]:
+    """A fresh, empty database on ``server`` (the daemon migrates it); dropped afterwards."""
+    name = f"cc_platform_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(server.admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield server.url(name)
+    finally:
+        if not server.running:
+            await asyncio.to_thread(server.start)
+        await _pg_admin(server.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def platform_pg_url(platform_pg: PrivatePostgres) -> AsyncIterator[str]:
+    """A fresh database on ``platform_pg`` whatever the test store (for database faults)."""
+    async with platform_pg_database(platform_pg) as url:
+        yield url
+
+
+@pytest.fixture
+async def platform_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The store URL of this test's daemons (see :func:`platform_db_kind`)."""
+    if platform_db_kind() == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'platform.db'}"
+        return
+    async with platform_pg_database(request.getfixturevalue("platform_pg")) as url:
+        yield url
+
+
+@dataclass
+class PlatformDaemons:
+    """Writes daemon configs for one test and runs daemons from them; stops them all at the end.
+
+    ``config_file(name, update)`` derives ``name.yaml`` from the testbed's config (this test's
+    store, journal, PID file, a free HTTP port, the platform flows); ``start`` runs a daemon on
+    it, so a test can start a second daemon on the same config after killing the first.
+    """
+
+    pbx: PbxTestbed
+    work_dir: Path
+    db_url: str
+    started: list[DaemonProcess] = field(default_factory=list)
+
+    def config_file(self, name: str = "daemon", update: Mapping[str, Any] | None = None) -> Path:
+        """Write (once per name) and return the config file ``name.yaml``."""
+        target = self.work_dir / f"{name}.yaml"
+        if target.exists():
+            return target
+        base: dict[str, Any] = {
+            "database": {"url": self.db_url, "journal_dir": str(self.work_dir / "journal")},
+            "http": {"port": free_port()},
+            "flows": {"dir": str(PLATFORM_FLOWS), "routes": PLATFORM_ROUTES, "watch": False},
+            "run": {"pid_file": str(self.work_dir / "run" / f"{name}.pid"),
+                    "shutdown_grace": 2.0, "log_level": "info"},
+        }
+        return write_config(self.pbx.config_file, target, merge_config(base, update or {}))
+
+    async def start(self, name: str = "daemon", update: Mapping[str, Any] | None = None,
+                    timeout: float = 30.0) -> DaemonProcess:
+        """Start a daemon on ``config_file(name, update)``; returns once ``/health`` is 200."""
+        config = self.config_file(name, update)
+        port = int(load_config(config).http.port)
+        daemon = DaemonProcess(config, port, self.work_dir / f"{name}.log")
+        self.started.append(daemon)
+        await daemon.start(timeout)
+        return daemon
+
+    def store_url(self, name: str = "daemon") -> str:
+        """The database URL of ``name``'s config, as the daemon resolves it."""
+        return load_config(self.config_file(name)).database_url()
+
+    async def close(self) -> None:
+        """SIGTERM every daemon still running (SIGKILL if it does not stop)."""
+        for daemon in self.started:
+            with contextlib.suppress(TimeoutError):
+                await daemon.stop(timeout=20.0)
+
+
+def merge_config(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` deep-merged into it (mappings merge, other values replace)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+async def platform_daemons(
+    pbx: PbxTestbed, tmp_path: Path, platform_db_url: str
+) -> AsyncIterator[PlatformDaemons]:
+    """This test's daemon launcher (see :class:`PlatformDaemons`)."""
+    daemons = PlatformDaemons(pbx, tmp_path, platform_db_url)
+    try:
+        yield daemons
+    finally:
+        await daemons.close()
+
+
+@pytest.fixture
+async def platform_daemon(platform_daemons: PlatformDaemons) -> DaemonProcess:
+    """A running daemon on this test's store, serving the platform flows."""
+    return await platform_daemons.start()
+
+
+@pytest.fixture
+async def platform_caller(pbx: PbxTestbed, tmp_path: Path) -> AsyncIterator[SipPeer]:
+    """A pjsua2 peer with the testbed's caller account (it may place several calls)."""
+    async with SipPeer(name="platform-caller", log_path=tmp_path / "caller.log") as peer:
+        await peer.use_account(pbx.caller.username, pbx.caller.password, pbx.sip_host,
+                               pbx.sip_port)
+        yield peer

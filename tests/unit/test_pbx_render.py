@@ -110,6 +110,25 @@ def test_extensions_conf_sets_globals_and_includes_the_dialplan() -> None:
     assert '#include "callcontrol-dialplan.conf"' in text
 
 
+def test_bench_parts_render_only_for_bench_instances() -> None:
+    plain = render_config(_settings(), DIRS, "/x")
+    assert "callcontrol-bench" not in plain["extensions.conf"]
+    assert [name for name, _ in _sections(plain["queues.conf"])] == ["general"]
+    assert "timestampevents" not in plain["manager.conf"]
+    bench = render_config(
+        _settings(bench=True, callers=(SipAccount("dp", "pw", context="callcontrol-bench"),)),
+        DIRS, "/x",
+    )
+    sections = dict(_sections(bench["extensions.conf"]))
+    assert "callcontrol-bench" in sections
+    assert "exten => 1,1,Queue(bench,,,,120)" in bench["extensions.conf"]
+    queue = dict(_sections(bench["queues.conf"]))["bench"]
+    assert queue["member"] == "PJSIP/agent-a1"
+    assert "timestampevents = yes" in bench["manager.conf"]
+    endpoints = {n: b for n, b in _sections(bench["pjsip.conf"]) if "context" in b}
+    assert endpoints["dp"]["context"] == "callcontrol-bench"
+
+
 def test_dialplan_hands_calls_to_stasis_with_a_fallback() -> None:
     dialplan = (Path(__file__).parents[2] / "dialplan" / "extensions.conf").read_text()
     contexts = [name for name, _ in _sections(dialplan)]
@@ -132,6 +151,7 @@ def test_dialplan_hands_calls_to_stasis_with_a_fallback() -> None:
         {"agents": (SipAccount("agent one", "pw"),)},
         {"callers": (SipAccount("caller", ""),)},
         {"agents": (SipAccount("dup", "p"),), "callers": (SipAccount("dup", "q"),)},
+        {"callers": (SipAccount("caller", "pw", context="x;y"),)},
     ],
 )
 def test_values_that_would_break_the_config_are_refused(changes: dict[str, object]) -> None:

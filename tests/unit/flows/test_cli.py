@@ -14,7 +14,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from callcontrol import cli as main_cli
-from callcontrol.config import Config
+from callcontrol.config import Config, load_config
 from callcontrol.errors import ConfigError
 from callcontrol.flows import cli
 
@@ -341,3 +341,16 @@ def test_callcontrol_flows_through_the_main_command(
     assert main_cli.main(["--config", str(config_file), "flows", "check"]) == 0
     assert main_cli.main(["--config", str(config_file), "flows", "graph", "desk"]) == 0
     assert capsys.readouterr().out.startswith("flowchart TD\n")
+
+
+def test_flows_check_needs_no_secret_from_the_config(tmp_path: Path) -> None:
+    """`make flows-check` runs on a fresh checkout, where the demo's secrets don't exist yet."""
+    make_flows(tmp_path)
+    data = make_config(tmp_path).model_dump(mode="json", exclude_defaults=True)
+    data["asterisk"]["ari"]["password"] = {"env": "CALLCONTROL_TEST_UNSET_SECRET"}
+    config_file = tmp_path / "callcontrol.yaml"
+    config_file.write_text(json.dumps(data))
+    config = load_config(config_file, {}, read_secrets=False)
+    assert run(config, "check") == (0, "")
+    with pytest.raises(ConfigError, match="CALLCONTROL_TEST_UNSET_SECRET is not set"):
+        load_config(config_file, {})

@@ -1,0 +1,26 @@
+"""What every route module of the API shares: the application and request keys, the handler
+type and the role check. Kept apart from :mod:`callcontrol.api.server` so route modules
+(``agents_api``...) can import it while the server imports their route tables."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from callcontrol.api.auth import Principal, Role, TokenStore
+from callcontrol.api.backend import ApiBackend
+from callcontrol.errors import ApiError
+
+BACKEND = web.AppKey("backend", ApiBackend)
+TOKENS = web.AppKey("tokens", TokenStore)
+PRINCIPAL = web.RequestKey("principal", Principal)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def require(request: web.Request, role: Role) -> Principal:
+    """The request's principal, if it has at least ``role``; else a 403 error."""
+    principal: Principal = request[PRINCIPAL]
+    if not principal.at_least(role):
+        raise ApiError(403, "forbidden", f"this needs the {role} role")
+    return principal

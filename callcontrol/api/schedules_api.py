@@ -1,0 +1,88 @@
+"""Operator overrides of schedules: force one open or closed until a time, without YAML edits.
+
+    GET    /api/schedules                    active overrides
+    POST   /api/schedules/{name}/override    {"state": "open"|"closed", "until": ISO-8601|null,
+                                              "reason": str}
+    DELETE /api/schedules/{name}/override
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from callcontrol.api.server import BACKEND, Handler, require
+from callcontrol.errors import ApiError
+
+_FIELDS = {"state", "until", "reason"}
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the request body must be a JSON object")
+    unknown = set(body) - _FIELDS
+    if unknown:
+        raise ApiError(400, "invalid_body", f"unknown fields: {', '.join(sorted(unknown))}",
+                       {"allowed": sorted(_FIELDS)})
+    return body
+
+
+def parse_override(body: dict[str, Any]) -> tuple[str, datetime | None, str]:
+    """Validate an override request: ``(state, until, reason)``."""
+    state = body.get("state")
+    if state not in ("open", "closed"):
+        raise ApiError(400, "invalid_body", "state must be 'open' or 'closed'",
+                       {"field": "state"})
+    until: datetime | None = None
+    raw = body.get("until")
+    if raw is not None:
+        if not isinstance(raw, str):
+            raise ApiError(400, "invalid_body", "until must be an ISO-8601 string",
+                           {"field": "until"})
+        try:
+            until = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "invalid_body", f"until is not an ISO-8601 time: {raw!r}",
+                           {"field": "until"}) from None
+        if until.tzinfo is None:
+            raise ApiError(400, "invalid_body", "until needs a UTC offset (e.g. ...Z)",
+                           {"field": "until"})
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise ApiError(400, "invalid_body", "reason must be a string", {"field": "reason"})
+    return state, until, reason
+
+
+async def list_overrides(request: web.Request) -> web.Response:
+    require(request, "supervisor")
+    return web.json_response(request.app[BACKEND].schedule_overrides())
+
+
+async def set_override(request: web.Request) -> web.Response:
+    principal = require(request, "supervisor")
+    state, until, reason = parse_override(await _body(request))
+    result = request.app[BACKEND].set_schedule_override(
+        request.match_info["name"], state, until, reason or f"by {principal.name}"
+    )
+    return web.json_response(result)
+
+
+async def clear_override(request: web.Request) -> web.Response:
+    require(request, "supervisor")
+    name = request.match_info["name"]
+    if not request.app[BACKEND].clear_schedule_override(name):
+        raise ApiError(404, "override_not_found", f"schedule {name!r} has no override")
+    return web.json_response({"schedule": name, "override": None})
+
+
+SCHEDULE_ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/api/schedules", list_overrides),
+    ("POST", "/api/schedules/{name}/override", set_override),
+    ("DELETE", "/api/schedules/{name}/override", clear_override),
+]

@@ -1,0 +1,354 @@
+"""The ACD test bed: one Asterisk, one daemon (child process) with the agents and queues of the
+ACD scenarios, pjsua2 headsets and callers, and read access to the daemon's database and API.
+
+Every scenario has its own queue and agents (see :data:`AGENTS` and :data:`QUEUES`), so the
+daemon runs once for the whole module and scenarios never see each other's calls. The flow
+``flows_acd/acd.yaml`` sends each extension to one queue step and tags the call with the exit
+taken (``exit_timeout``, ``exit_no_agents``, ``exit_full``, ``exit_after``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from callcontrol import audio
+from callcontrol.pbx.testbed import PbxTestbed, start_testbed
+from callcontrol.sipua.client import PeerEvent, SipPeer
+from callcontrol.testing.daemon import DaemonProcess, write_config
+
+FLOWS = Path(__file__).parent / "flows_acd"
+CALLER_HZ = 440
+AGENT_HZ = 1000
+
+AGENTS: dict[str, dict[str, Any]] = {
+    "b1": {"queues": ["li"], "wrap_up": 3},  # basic call, longest idle, wrap-up
+    "b2": {"queues": ["li"]},
+    "s1": {"queues": ["sk"], "skills": {"de": 3}},  # skills
+    "s2": {"queues": ["sk"], "skills": {"de": 1, "en": 2}},
+    "p1": {"queues": ["prio"]},  # priority
+    "n1": {"queues": ["rna"]},  # ring no-answer, auto-pause
+    "n2": {"queues": ["rna"]},
+    "u1": {"queues": ["nr"]},  # never rung: unregistered
+    "u2": {"queues": ["nr"]},  # never rung: paused
+    "u3": {"queues": ["nr"]},  # never rung: logged out
+    "u4": {"queues": ["nr"]},  # takes every call of nr
+    "r1": {"queues": ["race"]},  # races
+    "h1": {"queues": ["sh1", "sh2"]},  # two queues sharing agents
+    "h2": {"queues": ["sh1", "sh2"]},
+    "e1": {"queues": ["mw", "full"]},  # exits (kept paused: staffed, never free)
+    "e2": {"queues": ["empty"]},  # exits (kept logged out)
+    "c1": {"queues": ["cb"]},  # callback
+    "f1": {"queues": []},  # feature codes
+    "t1": {"queues": ["st"]},  # statistics
+    "t2": {"queues": ["st"]},
+    "y1": {"queues": []},  # a second caller identity: a headset calling the hotline
+}
+
+QUEUES: dict[str, dict[str, Any]] = {
+    "li": {"ring_timeout": 3, "wrap_up": 1},
+    "sk": {"strategy": "skills", "ring_timeout": 3, "wrap_up": 1},
+    "prio": {"ring_timeout": 3, "wrap_up": 1},
+    "rna": {"ring_timeout": 2, "wrap_up": 0.5, "max_no_answer": 3},
+    "nr": {"ring_timeout": 3, "wrap_up": 0.5},
+    "race": {"ring_timeout": 10, "wrap_up": 0.5},
+    "sh1": {"ring_timeout": 2, "wrap_up": 0.5, "max_no_answer": 0},
+    "sh2": {"ring_timeout": 2, "wrap_up": 0.5, "max_no_answer": 0},
+    "mw": {"max_wait": 2},
+    "full": {"max_length": 1},
+    "empty": {},
+    "cb": {"ring_timeout": 5, "wrap_up": 1, "callback_confirm_timeout": 8},
+    "st": {"max_wait": 6, "short_abandon": 2, "service_level": 10, "ring_timeout": 3,
+           "wrap_up": 0.5},
+}
+
+EXTENSIONS = {
+    "li": "201", "sk_de": "202", "sk_en": "203", "prio_a": "204", "prio_b": "205",
+    "prio_vip": "206", "rna": "207", "nr": "208", "race": "209", "sh1": "210", "sh2": "211",
+    "mw": "212", "full": "213", "empty": "214", "cb": "215", "st": "216",
+}
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
+                     what: str = "condition") -> Any:
+    """Poll ``check()`` (every 0.1 s) until it returns something truthy; fail after
+    ``timeout`` seconds. For states only observable by asking (database, API)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+
+
+@dataclass
+class Row:
+    """One call_events / agent_events row."""
+
+    owner: str  # call id or agent id
+    at: datetime
+    kind: str
+    data: dict[str, Any]
+
+
+class AcdBed:
+    """The running bed (see the module docstring)."""
+
+    def __init__(self, pbx: PbxTestbed, daemon: DaemonProcess, token: str, db: Path,
+                 work: Path) -> None:
+        self.pbx = pbx
+        self.daemon = daemon
+        self.token = token
+        self.db = db
+        self.work = work
+        self.caller_wav = audio.make_tone_wav(work / "caller-tone.wav", CALLER_HZ, 2.0)
+        self.agent_wav = audio.make_tone_wav(work / "agent-tone.wav", AGENT_HZ, 2.0)
+        self._session = aiohttp.ClientSession()
+        self._peers = 0
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._session.close()
+
+    # -- HTTP API -----------------------------------------------------------------------------
+
+    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """``(status, json)`` of one API request with the admin token."""
+        async with self._session.request(
+            method, f"{self.daemon.url}{path}", json=body,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=5),
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def agent(self, agent_id: str) -> dict[str, Any]:
+        """One agent as ``GET /api/agents`` shows it."""
+        status, agents = await self.api("GET", "/api/agents")
+        assert status == 200, agents
+        return next(a for a in agents if a["id"] == agent_id)
+
+    async def queue(self, name: str) -> dict[str, Any]:
+        """One queue as ``GET /api/queues`` shows it."""
+        status, queues = await self.api("GET", "/api/queues")
+        assert status == 200, queues
+        return next(q for q in queues if q["name"] == name)
+
+    async def action(self, agent_id: str, action: str, reason: str | None = None) -> None:
+        """POST an agent action and require success."""
+        body = {"reason": reason} if reason else None
+        status, answer = await self.api("POST", f"/api/agents/{agent_id}/{action}", body)
+        assert status == 200, answer
+
+    async def set_state(self, agent_id: str, state: str) -> None:
+        """Bring an idle agent to ``logged_out``, ``available`` (or ``unreachable`` when its
+        headset is not registered) or ``paused``."""
+        current = (await self.agent(agent_id))["state"]
+        if current == state:
+            return
+        if state == "logged_out":
+            await self.action(agent_id, "logout")
+            return
+        if current == "logged_out":
+            await self.action(agent_id, "login")
+            current = (await self.agent(agent_id))["state"]
+        if state == "paused" and current != "paused":
+            await self.action(agent_id, "pause", "break")
+        elif state == "available" and current == "paused":
+            await self.action(agent_id, "unpause")
+
+    async def wait_state(self, agent_id: str, *states: str, timeout: float = 10.0
+                         ) -> dict[str, Any]:
+        """Wait until the agent is in one of ``states``; return it."""
+
+        async def check() -> dict[str, Any] | None:
+            agent = await self.agent(agent_id)
+            return agent if agent["state"] in states else None
+
+        result: dict[str, Any] = await eventually(check, timeout,
+                                                  f"agent {agent_id} in {states}")
+        return result
+
+    # -- database -----------------------------------------------------------------------------
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    async def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query on the daemon's database."""
+        return await asyncio.to_thread(self._query, sql, args)
+
+    async def call_events(self, kind: str, queue: str | None = None) -> list[Row]:
+        """``call_events`` rows of ``kind`` (of one queue), in the order they were written."""
+        rows = await self.query("SELECT call_id, at, kind, data FROM call_events WHERE kind = ? "
+                                "ORDER BY id", kind)
+        out = [Row(r[0], _parse_at(r[1]), r[2], json.loads(r[3])) for r in rows]
+        return [r for r in out if queue is None or r.data.get("queue") == queue]
+
+    async def timeline(self, call_id: str) -> list[Row]:
+        """Every event of one call, in order."""
+        rows = await self.query("SELECT call_id, at, kind, data FROM call_events "
+                                "WHERE call_id = ? ORDER BY id", call_id)
+        return [Row(r[0], _parse_at(r[1]), r[2], json.loads(r[3])) for r in rows]
+
+    async def agent_states(self, agent_id: str) -> list[Row]:
+        """The agent's state changes, in order."""
+        rows = await self.query("SELECT agent_id, at, kind, data FROM agent_events "
+                                "WHERE agent_id = ? AND kind = 'state' ORDER BY id", agent_id)
+        return [Row(r[0], _parse_at(r[1]), r[2], json.loads(r[3])) for r in rows]
+
+    async def calls(self, extension: str) -> list[dict[str, Any]]:
+        """Call rows for one dialed extension, oldest first."""
+        rows = await self.query(
+            "SELECT call_id, outcome, tags, queue, agent_id, ended_at FROM calls "
+            "WHERE extension = ? ORDER BY started_at", extension)
+        return [{"call_id": r[0], "outcome": r[1], "tags": json.loads(r[2] or "[]"),
+                 "queue": r[3], "agent_id": r[4], "ended": r[5] is not None} for r in rows]
+
+    async def ended_calls(self, extension: str, count: int, timeout: float = 15.0
+                          ) -> list[dict[str, Any]]:
+        """Wait until ``count`` calls to ``extension`` have ended; return them (oldest first)."""
+
+        async def check() -> list[dict[str, Any]] | None:
+            rows = await self.calls(extension)
+            done = [r for r in rows if r["ended"]]
+            return rows if len(done) >= count and len(rows) == len(done) else None
+
+        result: list[dict[str, Any]] = await eventually(
+            check, timeout, f"{count} ended calls to {extension}")
+        return result
+
+    # -- PBX ----------------------------------------------------------------------------------
+
+    async def bridges(self) -> list[dict[str, Any]]:
+        """Every bridge Asterisk has (ARI ``GET /bridges``)."""
+        auth = aiohttp.BasicAuth(self.pbx.ari_user, self.pbx.ari_password)
+        async with self._session.get(f"{self.pbx.ari_url}/ari/bridges", auth=auth) as resp:
+            assert resp.status == 200
+            result: list[dict[str, Any]] = await resp.json()
+            return result
+
+    def uri(self, extension: str) -> str:
+        """SIP URI of an extension on the test Asterisk."""
+        return f"sip:{extension}@{self.pbx.sip_host}:{self.pbx.sip_port}"
+
+    # -- SIP peers ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def headset(self, agent_id: str, *, auto_answer: bool = True,
+                      wait_reachable: bool = True) -> AsyncIterator[SipPeer]:
+        """A registered agent headset: answers (when ``auto_answer``) with the agent tone and
+        records each call into ``work/<agent>-<call>.wav``; waits until the daemon sees it."""
+        account = self.pbx.agents[agent_id]
+        async with SipPeer(name=f"headset-{agent_id}") as peer:
+            await peer.register(account.username, account.password, self.pbx.sip_host,
+                                self.pbx.sip_port)
+            await peer.set_auto_answer(auto_answer, play_wav=self.agent_wav,
+                                       record_wav=self.work / f"{agent_id}-{{call_id}}.wav")
+            if wait_reachable:
+                await eventually(lambda: self._reachable(agent_id), 10,
+                                 f"headset {agent_id} reachable")
+            yield peer
+
+    async def _reachable(self, agent_id: str) -> bool:
+        return bool((await self.agent(agent_id))["reachable"])
+
+    @contextlib.asynccontextmanager
+    async def caller(self, *, register: bool = False) -> AsyncIterator[SipPeer]:
+        """A caller peer using the testbed's caller source (registered when it must take a
+        callback; then it answers calls with the caller tone)."""
+        self._peers += 1
+        account = self.pbx.caller
+        async with SipPeer(name=f"caller-{self._peers}") as peer:
+            if register:
+                await peer.register(account.username, account.password, self.pbx.sip_host,
+                                    self.pbx.sip_port)
+                await peer.set_auto_answer(
+                    True, play_wav=self.caller_wav,
+                    record_wav=self.work / f"callback-{self._peers}-{{call_id}}.wav")
+            else:
+                await peer.use_account(account.username, account.password, self.pbx.sip_host,
+                                       self.pbx.sip_port)
+            yield peer
+
+    async def call(self, peer: SipPeer, queue_key: str, *, record: Path | None = None) -> str:
+        """Dial the extension of a scenario and wait until the daemon answers."""
+        call = await peer.call(self.uri(EXTENSIONS[queue_key]), play_wav=self.caller_wav,
+                               record_wav=record)
+        await peer.wait_for("confirmed", 10, call_id=call)
+        return call
+
+
+def _parse_at(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value))
+
+
+def max_concurrent_calls(events: list[PeerEvent]) -> int:
+    """The most incoming calls a headset had at once (from its ``incoming`` and
+    ``disconnected`` events)."""
+    open_calls: set[str] = set()
+    most = 0
+    for event in events:
+        if event.kind == "incoming":
+            open_calls.add(event["call_id"])
+            most = max(most, len(open_calls))
+        elif event.kind == "disconnected":
+            open_calls.discard(event["call_id"])
+    return most
+
+
+def _derived_config(bed: PbxTestbed, work: Path) -> Path:
+    source = json.loads(bed.config_file.read_text())
+    agents = [{**agent, **AGENTS[agent["id"]]} for agent in source["agents"]]
+    update = {
+        "agents": agents,
+        "queues": QUEUES,
+        "acd": {"callback_retry_delay": 2, "callback_ring_timeout": 10,
+                "callback_endpoint": "PJSIP/{number}"},
+        "flows": {"dir": str(FLOWS), "watch": False,
+                  "routes": {ext: "acd" for ext in EXTENSIONS.values()}},
+        "database": {"url": f"sqlite+aiosqlite:///{work / 'acd.db'}",
+                     "journal_dir": str(work / "acd-journal")},
+    }
+    return write_config(bed.config_file, work / "acd.yaml", update)
+
+
+@contextlib.asynccontextmanager
+async def running_bed(work: Path, name: str) -> AsyncIterator[AcdBed]:
+    """Start Asterisk and the daemon for the ACD scenarios; stop both afterwards."""
+    pbx = await start_testbed(work, name, agent_ids=tuple(AGENTS))
+    try:
+        config_file = _derived_config(pbx, work)
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcontrol", "--config", str(config_file), "tokens",
+            "create", "--role", "admin", "--name", "acd-tests",
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await cli.communicate()
+        assert cli.returncode == 0, "tokens create failed"
+        token = out.decode().strip()
+        daemon = DaemonProcess(config_file, pbx.config.http.port, work / "daemon.log")
+        await daemon.start(60)
+        bed = AcdBed(pbx, daemon, token, work / "acd.db", work)
+        try:
+            yield bed
+        finally:
+            await bed.close()
+            await daemon.stop()
+    finally:
+        await pbx.stop()
