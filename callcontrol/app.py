@@ -180,7 +180,7 @@ class App:
 
     # -- agent headsets added through the API --------------------------------------------------
     async def _reload_pjsip(self) -> None:
-        await self.ami.action({"Action": "ModuleReload", "Module": "res_pjsip.so"})
+        await self.ami.action({"Action": "Reload", "Module": "res_pjsip.so"})
 
     async def _apply_headsets(self, accounts: Mapping[str, str]) -> None:
         await self.headsets.apply([SipAccount(e, p) for e, p in accounts.items()])

@@ -72,6 +72,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
     """Run one ``schedules`` sub-command; print the daemon's answer as JSON."""
     token = _token(args, config)
     command = args.schedules_command
+    request: tuple[str, str, dict[str, Any] | None]
     if command == "list":
         request = ("GET", "/api/schedules", None)
     elif command == "clear":

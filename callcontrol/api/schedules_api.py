@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -33,10 +33,16 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def parse_override(body: dict[str, Any]) -> tuple[str, datetime | None, str]:
+def parse_override(
+    body: dict[str, Any],
+) -> tuple[Literal["open", "closed"], datetime | None, str]:
     """Validate an override request: ``(state, until, reason)``."""
-    state = body.get("state")
-    if state not in ("open", "closed"):
+    state: Literal["open", "closed"]
+    if body.get("state") == "open":
+        state = "open"
+    elif body.get("state") == "closed":
+        state = "closed"
+    else:
         raise ApiError(400, "invalid_body", "state must be 'open' or 'closed'",
                        {"field": "state"})
     until: datetime | None = None

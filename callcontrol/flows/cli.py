@@ -92,10 +92,11 @@ def main(args: argparse.Namespace, config: Config, out: TextIO | None = None) ->
         out.write(flow_json_schema_text())
         return 0
     if command == "test":
-        from callcontrol.flows.flowtest import flowtest_main
+        from callcontrol.flows.flowtest import SimulationContext, flowtest_main
 
         paths = list(args.paths) or [flows_dir(config) / "tests"]
-        return flowtest_main(paths, out=out)
+        context = SimulationContext(shared_schedules(config), ZoneInfo(config.site.timezone))
+        return flowtest_main(paths, out=out, context=context)
     raise ValueError(f"unknown flows command {command!r}")
 
 

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 
 from ruamel.yaml import YAML
 
+from callcontrol.flows.model import Schedule as ScheduleModel
 from callcontrol.flows.registry import load_folder
 from callcontrol.flows.simulate import FixtureHttp, run_simulation
 
@@ -70,7 +71,9 @@ def _clock(value: Any) -> datetime | None:
     return moment
 
 
-async def _run_case(file: Path, flow: str, case: dict[str, Any], flows: Any) -> CaseResult:
+async def _run_case(
+    file: Path, flow: str, case: dict[str, Any], flows: Any, context: SimulationContext
+) -> CaseResult:
     name = str(case.get("name", "?"))
     unknown = set(case) - CASE_KEYS
     if unknown:
@@ -85,6 +88,8 @@ async def _run_case(file: Path, flow: str, case: dict[str, Any], flows: Any) -> 
             now=_clock(case.get("at")),
             queue_exits=case.get("queue_exits") or (),
             dial_results=case.get("dial_results") or (),
+            schedules=context.schedules,
+            site_timezone=context.site_timezone,
         )
     except (ValueError, TypeError) as exc:
         return CaseResult(str(file), name, False, (f"cannot run: {exc}",))
@@ -102,8 +107,19 @@ async def _run_case(file: Path, flow: str, case: dict[str, Any], flows: Any) -> 
     return CaseResult(str(file), name, not problems, tuple(problems))
 
 
-def run_case_file(file: Path) -> list[CaseResult]:
+@dataclass(frozen=True)
+class SimulationContext:
+    """What the daemon's config gives the engine: shared schedules and the site time zone."""
+
+    schedules: Mapping[str, ScheduleModel] = field(default_factory=dict)
+    site_timezone: tzinfo = UTC
+
+
+def run_case_file(
+    file: Path, context: SimulationContext | None = None
+) -> list[CaseResult]:
     """Run every case of one case file against the flows of the folder above it."""
+    context = context or SimulationContext()
     data = YAML(typ="safe").load(file.read_text())
     if not isinstance(data, dict) or "flow" not in data:
         return [CaseResult(str(file), "(file)", False, ("a case file needs 'flow' and 'cases'",))]
@@ -113,7 +129,8 @@ def run_case_file(file: Path) -> list[CaseResult]:
         detail = [f for findings in refused.values() for f in findings]
         return [CaseResult(str(file), "(file)", False, (f"flow {flow!r} is not loadable", *detail))]
     return [
-        asyncio.run(_run_case(file, flow, dict(case), flows)) for case in data.get("cases") or []
+        asyncio.run(_run_case(file, flow, dict(case), flows, context))
+        for case in data.get("cases") or []
     ]
 
 
@@ -125,12 +142,14 @@ def case_files(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
-def flowtest_main(paths: Sequence[Path], out: TextIO | None = None) -> int:
+def flowtest_main(
+    paths: Sequence[Path], out: TextIO | None = None, context: SimulationContext | None = None
+) -> int:
     """Run the cases of ``paths`` (default ``ivr_flows/tests``); print one line per case and a
     summary; return 1 when a case fails or none was found."""
     out = out or sys.stdout
     files = case_files(list(paths) or [Path("ivr_flows/tests")])
-    results = [r for file in files for r in run_case_file(file)]
+    results = [r for file in files for r in run_case_file(file, context)]
     for result in results:
         print(f"{'PASS' if result.passed else 'FAIL'} {result.file}: {result.name}", file=out)
         for problem in result.problems:

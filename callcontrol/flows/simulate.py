@@ -29,7 +29,7 @@ import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from callcontrol.flows.engine import FlowEngine, FlowServices
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.httpstep import HttpOutcome, HttpRequest
 from callcontrol.flows.loader import LoadedFlow
+from callcontrol.flows.model import Schedule as ScheduleModel
 from callcontrol.flows.prompts import PromptResolver
 from callcontrol.flows.registry import load_folder
 from callcontrol.telephony import (
@@ -286,14 +287,20 @@ async def run_simulation(
     prompts_dir: Path | None = None,
     secrets: Mapping[str, str] | None = None,
     services: FlowServices | None = None,
+    schedules: Mapping[str, ScheduleModel] | None = None,
+    site_timezone: tzinfo = UTC,
 ) -> SimulationResult:
-    """Run ``flow`` (from the ``flows`` snapshot) for one simulated call."""
+    """Run ``flow`` (from the ``flows`` snapshot) for one simulated call; ``schedules`` are
+    the config's shared schedules, ``site_timezone`` the zone of ``now``."""
     call = SimulatedCall(digits, now=now, queue_exits=queue_exits, dial_results=dial_results)
     if services is None:
         folder = prompts_dir or (
             next(iter(flows.values())).path.parent / "prompts" if flows else Path("prompts")
         )
-        services = FlowServices(Sandbox(secrets), PromptResolver(folder), http or FixtureHttp())
+        services = FlowServices(
+            Sandbox(secrets), PromptResolver(folder), http or FixtureHttp(),
+            schedules=dict(schedules or {}), site_timezone=site_timezone,
+        )
     result = await FlowEngine(call, flows, services).run(flow, variables)
     media = [args["media"] for name, args in call.fake.commands if name == "play"]
     return SimulationResult(result.outcome, result.path, result.variables, call.timeline, media)

@@ -238,8 +238,9 @@ class AcdBed:
 
     async def bridges(self) -> list[dict[str, Any]]:
         """Every bridge Asterisk has (ARI ``GET /bridges``)."""
-        auth = aiohttp.BasicAuth(self.pbx.ari_user, self.pbx.ari_password)
-        async with self._session.get(f"{self.pbx.ari_url}/ari/bridges", auth=auth) as resp:
+        auth = {"Authorization": aiohttp.encode_basic_auth(self.pbx.ari_user,
+                                                            self.pbx.ari_password)}
+        async with self._session.get(f"{self.pbx.ari_url}/ari/bridges", headers=auth) as resp:
             assert resp.status == 200
             result: list[dict[str, Any]] = await resp.json()
             return result
