@@ -151,6 +151,9 @@ class FlowsConfig(_Model):
     http_allow_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost"])
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
     watch: bool = True
+    # Variables every call starts with (they win over a flow's own defaults). In a value,
+    # ``{api}`` is this daemon's own base URL (``http://HOST:PORT``), e.g. for the demo CRM.
+    variables: dict[str, Any] = Field(default_factory=dict)
     # Operator overrides of schedules survive a restart in this file.
     overrides_file: Path = Path("var/schedule-overrides.json")
 

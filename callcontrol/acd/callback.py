@@ -98,7 +98,9 @@ class CallbackRunner:
                 return
             entry.offered_to = None
             acd.board.connected(agent_id)
-            await tel.ring(agent_leg)
+            # Hold music while the customer is rung: a ringing tone would stay on the agent's
+            # leg and keep the customer's voice out of it once bridged.
+            await tel.start_moh(agent_leg, config.moh)
             created.append(customer_leg)
             await tel.create_channel(
                 settings.callback_endpoint.format(number=entry.callback_number), customer_leg,
@@ -116,6 +118,8 @@ class CallbackRunner:
             if result != "answered":
                 acd.callback_failed(entry, f"customer_{result}")
                 return
+            with contextlib.suppress(TelephonyError):
+                await tel.stop_moh(agent_leg)
             await tel.create_bridge(bridge_id)
             bridged_at = loop.time()
             await tel.add_to_bridge(bridge_id, agent_leg)

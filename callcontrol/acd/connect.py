@@ -40,7 +40,13 @@ from callcontrol.acd.router import Acd
 from callcontrol.callctx import CallContext, CallerHungUp, DialRequest, QueueRequest, QueueResult
 from callcontrol.config import QueueConfig
 from callcontrol.errors import TelephonyError
-from callcontrol.telephony import ChannelEntered, DtmfReceived, PlaybackFinished, TelephonyEvent
+from callcontrol.telephony import (
+    ChannelEntered,
+    DtmfReceived,
+    PlaybackFinished,
+    PlaybackStarted,
+    TelephonyEvent,
+)
 
 
 async def serve_in_queue(
@@ -196,6 +202,8 @@ class _QueueSession:
                 return QueueResult("callback", None, {"number": number})
             if isinstance(event, PlaybackFinished) and event.playback_id == self.playback:
                 self.playback = None
+                continue
+            if isinstance(event, PlaybackStarted | PlaybackFinished):
                 continue
             self.ctx.push_back(event)  # an agent or a deadline matters more than the dialog
             break

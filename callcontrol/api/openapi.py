@@ -95,6 +95,17 @@ _TRANSFER = {
     "additionalProperties": False,
 }
 
+_OVERRIDE_BODY = {
+    "type": "object",
+    "required": ["state"],
+    "properties": {
+        "state": {"type": "string", "enum": ["open", "closed"]},
+        "until": {"type": "string", "format": "date-time", "nullable": True},
+        "reason": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "callcontrol", "version": "1"},
@@ -170,6 +181,13 @@ OPENAPI: dict[str, Any] = {
                             body=_AGENT_ACTION_BODY, errors=(400, 404, 409))
             }
             for action in ("login", "logout", "pause", "unpause")
+        },
+        "/api/schedules": {"get": _op("Active operator overrides of schedules", "supervisor")},
+        "/api/schedules/{name}/override": {
+            "post": _op("Force a schedule open or closed until a time", "supervisor",
+                        params=[_path_param("name")], body=_OVERRIDE_BODY, errors=(400,)),
+            "delete": _op("Remove a schedule's override", "supervisor",
+                          params=[_path_param("name")], errors=(404,)),
         },
         "/demo/crm/customers/{account}": {"get": _op("Demo CRM record", None,
                                                      params=[_path_param("account")],

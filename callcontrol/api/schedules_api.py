@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from callcontrol.api.server import BACKEND, Handler, require
+from callcontrol.api.context import BACKEND, Handler, require
 from callcontrol.errors import ApiError
 
 _FIELDS = {"state", "until", "reason"}

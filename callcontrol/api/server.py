@@ -12,6 +12,7 @@ from callcontrol.api.auth import TokenStore
 from callcontrol.api.backend import ApiBackend
 from callcontrol.api.context import BACKEND, PRINCIPAL, TOKENS, Handler, require
 from callcontrol.api.openapi import OPENAPI
+from callcontrol.api.schedules_api import SCHEDULE_ROUTES
 from callcontrol.errors import ApiError, CallControlError
 from callcontrol.logging import get_logger
 
@@ -164,6 +165,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/agents/{agent_id}/{action:login|logout|pause|unpause}", agent_action),
     ("GET", "/demo/crm/customers/{account}", demo_crm),
     *AGENT_ROUTES,
+    *SCHEDULE_ROUTES,
 ]
 
 

@@ -75,6 +75,11 @@ class FlowService:
             overrides=self.overrides,
             site_timezone=ZoneInfo(config.site.timezone),
         )
+        api = f"http://{config.http.host}:{config.http.port}"
+        self.initial_variables = {
+            key: value.replace("{api}", api) if isinstance(value, str) else value
+            for key, value in config.flows.variables.items()
+        }
         self._stop = asyncio.Event()
         self._watch: asyncio.Task[None] | None = None
 
@@ -167,7 +172,7 @@ class FlowService:
         if name is None:
             ctx.log("no_route", extension=ctx.extension)
             return await self._apologize(ctx)
-        result = await FlowEngine(ctx, flows, self.services).run(name)
+        result = await FlowEngine(ctx, flows, self.services).run(name, self.initial_variables)
         outcome = result.outcome
         if outcome not in OUTCOMES:
             ctx.log("unknown_outcome", outcome=outcome)

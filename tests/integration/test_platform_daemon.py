@@ -15,6 +15,7 @@ are over, long before the 32 s IVR prompt would have ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import subprocess
@@ -250,8 +251,23 @@ async def test_asterisk_restart_reconnects_and_closes_cut_calls_as_lost(
     cut = await dial(platform_caller, pbx, tmp_path, "cut")
     await wait_row(store, cut, "IVR prompt playing", is_playing)
 
-    await pbx.instance.restart()
+    seen: list[tuple[int, bool]] = []  # (HTTP status, ari up) of /health during the restart
+
+    async def watch_health() -> None:
+        while True:
+            status, body = await platform_daemon.health()
+            seen.append((status, body["ari"]["up"]))
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch_health())
+    try:
+        await pbx.instance.restart()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     back_at = loop.time()
+    assert (503, False) in seen, seen  # /health showed the gap while Asterisk was away
 
     async def reconnected() -> dict[str, Any] | None:
         status, body = await platform_daemon.health()
@@ -349,7 +365,7 @@ async def test_sigterm_hands_the_call_to_the_fallback_and_exits_0(
     stop_s = loop.time() - asked_at
     print(f"daemon exited {stop_s:.2f} s after SIGTERM (grace {grace} s)")
     assert code == 0, daemon.log_tail()
-    assert stop_s < grace + 5
+    assert stop_s < grace + 3
 
     # The store was flushed before the exit: the row is final now, with its whole timeline.
     row, timeline = await wait_row(store, call, "final row", is_final, seconds=0.5)
@@ -382,6 +398,7 @@ async def test_database_down_10s_no_call_fails_no_record_lost_or_doubled(
 
     db = await wait_until(db_back, 20, "/health: db up again, nothing pending")
     assert db["reconnects"] >= 1
+    assert parse_time(db["last_down"]) < parse_time(db["last_up"])
     engine = create_engine(platform_pg_url)
     try:
         for call in calls:
@@ -406,6 +423,7 @@ async def _calls_through_an_outage(
 ) -> list[PlacedCall]:
     """One call up before the outage, two placed during it, one after: all answered."""
     before = await dial(caller, pbx, folder, "db-before")
+    await asyncio.sleep(1.5)  # each caller listens to the prompt for 1.5 s or more
     await asyncio.to_thread(pg.stop)
     stopped_at = loop.time()
     try:

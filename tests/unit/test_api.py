@@ -47,6 +47,18 @@ class FakeBackend:
     def crm_customer(self, account: str) -> dict[str, Any] | None:
         return None
 
+    overrides: dict[str, Any]
+
+    def schedule_overrides(self) -> dict[str, Any]:
+        return getattr(self, "overrides", {})
+
+    def set_schedule_override(self, name: str, state: str, until: Any, reason: str) -> Any:
+        self.overrides = {**self.schedule_overrides(), name: {"state": state, "reason": reason}}
+        return self.overrides
+
+    def clear_schedule_override(self, name: str) -> bool:
+        return self.schedule_overrides().pop(name, None) is not None
+
 
 @pytest.fixture
 async def client(tmp_path: Path) -> Any:
@@ -147,3 +159,23 @@ def test_openapi_names_exactly_the_routes() -> None:
     }
     documented = {(path, method) for path, ops in OPENAPI["paths"].items() for method in ops}
     assert served == documented
+
+
+async def test_schedule_overrides_need_a_supervisor_and_a_valid_body(client: Any) -> None:
+    sup = auth(client.tokens["supervisor"])
+    resp = await client.post("/api/schedules/office/override", json={"state": "closed"},
+                             headers=auth(client.tokens["alice"]))
+    assert resp.status == 403
+    resp = await client.post("/api/schedules/office/override", json={"state": "shut"},
+                             headers=sup)
+    assert resp.status == 400
+    resp = await client.post("/api/schedules/office/override",
+                             json={"state": "closed", "reason": "flood"}, headers=sup)
+    assert resp.status == 200
+    assert (await resp.json())["office"]["state"] == "closed"
+    resp = await client.get("/api/schedules", headers=sup)
+    assert "office" in await resp.json()
+    resp = await client.delete("/api/schedules/office/override", headers=sup)
+    assert resp.status == 200
+    resp = await client.delete("/api/schedules/office/override", headers=sup)
+    assert resp.status == 404
