@@ -53,6 +53,7 @@ AGENTS: dict[str, dict[str, Any]] = {
     "t1": {"queues": ["st"]},  # statistics
     "t2": {"queues": ["st"]},
     "y1": {"queues": []},  # a second caller identity: a headset calling the hotline
+    "d1": {"queues": [], "wrap_up": 1},  # reached by a flow's dial step
 }
 
 QUEUES: dict[str, dict[str, Any]] = {
@@ -76,6 +77,7 @@ EXTENSIONS = {
     "li": "201", "sk_de": "202", "sk_en": "203", "prio_a": "204", "prio_b": "205",
     "prio_vip": "206", "rna": "207", "nr": "208", "race": "209", "sh1": "210", "sh2": "211",
     "mw": "212", "full": "213", "empty": "214", "cb": "215", "st": "216",
+    "dial_agent": "217", "dial_number": "218",
 }
 
 

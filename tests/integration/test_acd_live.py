@@ -344,6 +344,10 @@ async def test_feature_codes_from_the_headset_change_the_agent_state(bed: AcdBed
             ended = await f1.wait_for("disconnected", 15, call_id=call)
             assert ended["connect_seconds"] > 0.3  # the confirmation was played
             assert (await bed.agent("f1"))["state"] == expected, code
+    status, body = await bed.api("POST", "/api/agents/f1/logout")  # already logged out
+    assert (status, body["error"]["id"]) == (409, "agent_state"), body
+    status, body = await bed.api("POST", "/api/agents/nobody/login")
+    assert (status, body["error"]["id"]) == (404, "agent_not_found"), body
     reasons = [(s.data["to"], s.data["reason"]) for s in await bed.agent_states("f1")]
     assert reasons[-4:] == [("available", "login"), ("paused", "break"),
                             ("available", "unpause"), ("logged_out", "logout")]
@@ -449,3 +453,31 @@ async def _agent_hangs_up_calls(agent: SipPeer) -> None:
 async def _today(bed: AcdBed, queue: str, answered: int) -> dict[str, Any] | None:
     today: dict[str, Any] = (await bed.queue(queue))["today"]
     return today if today["answered"] >= answered else None
+
+
+async def test_flow_dial_step_rings_an_agent_and_bridges_and_refuses_numbers_without_trunk(
+    bed: AcdBed, tmp_path: Path,
+) -> None:
+    heard = tmp_path / "dial-caller.wav"
+    async with bed.headset("d1") as d1, bed.caller() as caller:
+        await bed.set_state("d1", "available")
+        call = await bed.call(caller, "dial_agent", record=heard)
+        incoming = await d1.wait_for("incoming", 10)
+        await d1.wait_for("confirmed", 10, call_id=incoming["call_id"])
+        await bed.wait_state("d1", "on_call", timeout=5)
+        await asyncio.sleep(2.0)
+        await d1.hangup(incoming["call_id"])  # the far end hangs up first: `next`
+        agent_end = await d1.wait_for("disconnected", 10, call_id=incoming["call_id"])
+        await caller.wait_for("disconnected", 10, call_id=call)
+        await bed.wait_state("d1", "wrap_up", "available", timeout=5)
+        refused = await bed.call(caller, "dial_number")
+        await caller.wait_for("disconnected", 10, call_id=refused)
+    assert audio.has_tone(heard, AGENT_HZ)
+    assert audio.has_tone(agent_end["recording"], CALLER_HZ)
+    (dialed,) = await bed.ended_calls(EXTENSIONS["dial_agent"], 1)
+    assert "dial_next" in dialed["tags"] and dialed["agent_id"] == "d1", dialed
+    (number,) = await bed.ended_calls(EXTENSIONS["dial_number"], 1)
+    assert "dial_failed" in number["tags"], number
+    notes = [r.data for r in await bed.timeline(number["call_id"]) if r.kind == "dial_refused"]
+    assert notes and "no trunk" in notes[0]["reason"]
+    assert await bed.bridges() == []
