@@ -236,3 +236,10 @@ async def test_refusals_pass_through() -> None:
     telephony, _ = port({("POST", "/channels/c1/answer"): PbxRefused(500, "boom")})
     with pytest.raises(PbxRefused):
         await telephony.answer("c1")
+
+
+def test_soft_hangup_with_the_shutdown_flag_means_the_pbx_is_going_down() -> None:
+    shutdown = one(event("ChannelHangupRequest", cause=4, soft=True, channel=channel_json("c1")))
+    assert isinstance(shutdown, tel.ChannelHungUp) and shutdown.pbx_shutdown
+    hard = one(event("ChannelHangupRequest", cause=4, channel=channel_json("c1")))
+    assert isinstance(hard, tel.ChannelHungUp) and not hard.pbx_shutdown

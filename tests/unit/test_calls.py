@@ -157,3 +157,41 @@ async def test_drain_hands_remaining_calls_to_the_dialplan() -> None:
 def test_caller_info(number: str, e164: str | None, withheld: bool) -> None:
     info = caller_info(number, "")
     assert info.e164 == e164 and info.withheld is withheld
+
+
+async def test_an_abort_the_flow_swallowed_still_decides_the_outcome() -> None:
+    from callcontrol.callctx import CallerHungUp
+
+    started = asyncio.Event()
+
+    async def runner(ctx: CallSession) -> Outcome:
+        started.set()
+        try:
+            await ctx.next_event(10)
+        except CallerHungUp:  # a flow engine treats it like a hang-up and returns its own
+            return "completed"
+        return "completed"
+
+    tel = FakeTelephony()
+    log = MemoryLog()
+    manager = CallManager(tel, log, EventRouter(), runner)
+    session = manager.start_inbound(entered())
+    assert session is not None
+    await asyncio.wait_for(started.wait(), 5)
+    manager.abort(session, "interrupted", "daemon shutdown")
+    await asyncio.wait_for(manager._tasks[session.call_id], 5)
+    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    assert [(c.outcome, c.reason) for c in closed] == [("interrupted", "daemon shutdown")]
+
+
+async def test_a_pbx_shutdown_hangup_ends_the_call_as_lost() -> None:
+    async def runner(ctx: CallSession) -> Outcome:
+        await ctx.next_event(5)
+        return "completed"
+
+    tel, log, _, _ = await run_one(
+        runner, [ChannelHungUp(channel_id="ch1", cause=4, pbx_shutdown=True)]
+    )
+    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    assert [c.outcome for c in closed] == ["lost"]
+    assert "hangup" not in tel.names()
