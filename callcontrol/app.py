@@ -57,6 +57,11 @@ DEMO_CRM: dict[str, dict[str, Any]] = {
 }
 
 
+# The AMI events the daemon reads (ContactStatus, for the ACD) are all of class ``system``:
+# the ``call`` class (several events per channel step) would only cost parsing.
+AMI_EVENT_CLASSES = "system"
+
+
 class App:
     """The daemon: owns every long-lived task and link."""
 
@@ -88,6 +93,7 @@ class App:
         self.ami = AmiClient(
             ami.host, ami.port, ami.user, resolve_secret(config, ami.password).get_secret_value(),
             action_timeout=ami.action_timeout, ping_interval=ami.ping_interval,
+            events=AMI_EVENT_CLASSES,
         )
         self.paths = paths
         self.flows = FlowService(config, to_pbx=paths.to_pbx, stock_sounds=stock_sounds)

@@ -63,7 +63,12 @@ class _Manager(Manager):  # type: ignore[misc]
 
 
 class AmiClient:
-    """One manager session to Asterisk, reconnected by panoramisk, watched by us."""
+    """One manager session to Asterisk, reconnected by panoramisk, watched by us.
+
+    ``events`` is the login's ``Events`` header: which event classes Asterisk sends this
+    session (``on``: all, ``off``: none, or classes such as ``system,agent``). Answers to
+    actions, list events included, come whatever it says.
+    """
 
     def __init__(
         self,
@@ -76,8 +81,10 @@ class AmiClient:
         *,
         reconnect_delay: int = 1,
         event_queue_max: int = 10000,
+        events: str = "on",
     ) -> None:
         self.link = LinkState("ami")
+        self._event_classes = events
         self._host = host
         self._port = port
         self._user = user
@@ -120,7 +127,7 @@ class AmiClient:
             port=self._port,
             username=self._user,
             secret=self._password,
-            events="on",
+            events=self._event_classes,
             ping_delay=_NO_PINGER,
             ping_interval=_NO_PINGER,
             reconnect_timeout=self._reconnect_delay,

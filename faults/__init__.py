@@ -1,0 +1,14 @@
+"""Fault injection under load (``make faults``, ``python -m faults``).
+
+A steady stream of sipp callers (digest auth, the bench hotline: answer, prompt, digit 1,
+queue, a sipp agent answers, talk, the caller hangs up) runs against a bench Asterisk and the
+daemon (store on a private PostgreSQL). During the stream each fault is injected in turn:
+
+    kill_daemon       SIGKILL of the daemon; the harness, as its supervisor, starts it again
+                      0.2 s after the death and logs the agents back in
+    restart_asterisk  Asterisk stopped and started again (agents re-register if needed)
+    stop_database     the PostgreSQL server stopped for a while, then started again
+
+Afterwards every call sipp placed is matched by its SIP Call-ID to the daemon's call rows and
+the result is written to ``faults/results/<UTC timestamp>.json`` (see :mod:`faults.tally`).
+"""

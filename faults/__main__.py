@@ -1,0 +1,230 @@
+"""``python -m faults`` (``make faults``): inject faults under a stream of calls, then count.
+
+Knobs (environment, or the same names as flags, e.g. ``--cps 5``):
+  FAULTS_CPS              new calls per second of the stream (default 2)
+  FAULTS_PHASE_SECONDS    stream seconds around each fault (default 20)
+  FAULTS_LEAD_SECONDS     seconds into each phase the fault is injected (default 6)
+  FAULTS_TALK_SECONDS     how long a caller stays after pressing 1 (default 4)
+  FAULTS_DB_DOWN_SECONDS  how long the database stays stopped (default 10)
+  FAULTS_LIST             faults in order (default kill_daemon,restart_asterisk,stop_database;
+                          a fault may be repeated)
+  FAULTS_AGENTS           agent headsets (default: enough for the stream's concurrent calls)
+  FAULTS_OUT              results folder (default faults/results)
+  FAULTS_KEEP             1: keep the work folder (daemon log, sipp traces, Asterisk logs)
+A longer run: FAULTS_CPS=10 FAULTS_PHASE_SECONDS=60 FAULTS_LEAD_SECONDS=20
+FAULTS_LIST=kill_daemon,restart_asterisk,stop_database,kill_daemon,stop_database.
+
+Exit 0 when every call has a final row and nothing is doubled, 1 otherwise (the result file
+lists each such call with its timeline and the daemon's log lines about it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.pbx import EXTENSION, BenchPbx, SippAgents, start_bench_pbx
+from bench.report import git_commit
+from bench.sides import wait_idle
+from callcontrol.config import resolve_secret
+from callcontrol.store.db import create_engine
+from callcontrol.testing.postgres import PrivatePostgres
+from faults.inject import FAULTS, FaultWindow, Rig
+from faults.stasis import StasisRecorder
+from faults.stream import CallStream, StreamPlan, StreamResult
+from faults.supervisor import SupervisedDaemon
+from faults.tally import Phase, read_store, tally
+
+FLOW = ("bench hotline (bench/flows/bench.yaml): answer, prompt with barge-in, digit 1 "
+        "(RFC 2833, 1.5 s after the answer), queue 'bench', a sipp agent answers at once, "
+        "talk, the caller hangs up")
+
+
+def parse_args(argv: list[str] | None, env: dict[str, str]) -> argparse.Namespace:
+    """Flags over ``FAULTS_*`` environment variables over defaults."""
+    parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cps", type=float, default=float(env.get("FAULTS_CPS", "2")))
+    parser.add_argument("--phase-seconds", type=float,
+                        default=float(env.get("FAULTS_PHASE_SECONDS", "20")))
+    parser.add_argument("--lead-seconds", type=float,
+                        default=float(env.get("FAULTS_LEAD_SECONDS", "6")))
+    parser.add_argument("--talk-seconds", type=float,
+                        default=float(env.get("FAULTS_TALK_SECONDS", "4")))
+    parser.add_argument("--db-down-seconds", type=float,
+                        default=float(env.get("FAULTS_DB_DOWN_SECONDS", "10")))
+    parser.add_argument("--faults", default=env.get("FAULTS_LIST", ",".join(FAULTS)))
+    parser.add_argument("--agents", type=int, default=int(env.get("FAULTS_AGENTS", "0")))
+    parser.add_argument("--out", type=Path, default=Path(env.get("FAULTS_OUT", "faults/results")))
+    parser.add_argument("--keep", action="store_true", default=env.get("FAULTS_KEEP") == "1")
+    args = parser.parse_args(argv)
+    args.faults = [f.strip() for f in str(args.faults).split(",") if f.strip()]
+    unknown = set(args.faults) - set(FAULTS)
+    if unknown or not args.faults:
+        parser.error(f"unknown faults {sorted(unknown)} (known: {', '.join(FAULTS)}) or none")
+    if not 0 <= args.lead_seconds < args.phase_seconds or args.cps <= 0:
+        parser.error("need 0 <= lead-seconds < phase-seconds and cps > 0")
+    if args.agents <= 0:
+        # concurrent calls ~ cps x (answer + prompt until the digit + talk), plus a margin
+        args.agents = math.ceil(args.cps * (args.talk_seconds + 3) * 1.3) + 2
+    return args
+
+
+def use_postgres(pbx: BenchPbx, url: str) -> None:
+    """Point the bench config at ``url`` and log at info (recovery lines are info)."""
+    data = json.loads(pbx.config_file.read_text())
+    data["database"]["url"] = url
+    data["run"]["log_level"] = "info"
+    pbx.config_file.write_text(json.dumps(data, indent=2) + "\n")
+
+
+async def inject_all(rig: Rig, names: list[str], start: float, phase: float, lead: float,
+                     stream: asyncio.Task[StreamResult]) -> list[FaultWindow]:
+    """Inject each fault ``lead`` seconds into its phase (or once the previous one is over)."""
+    windows: list[FaultWindow] = []
+    for index, name in enumerate(names):
+        delay = start + index * phase + lead - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if stream.done():
+            break
+        print(f"faults: injecting {name}", file=sys.stderr)
+        window = await FAULTS[name](rig)
+        print(f"faults: {name}: {window.to_json()}", file=sys.stderr)
+        windows.append(window)
+    return windows
+
+
+async def settle(rig: Rig, time_limit: float = 60.0) -> dict[str, Any]:
+    """Wait until Asterisk has no channel, the daemon is healthy and its store has written
+    everything; return the last /health."""
+    await wait_idle(rig.pbx, time_limit / 2)
+    deadline = time.monotonic() + time_limit
+    status, body = await rig.daemon.health()
+    while time.monotonic() < deadline:
+        status, body = await rig.daemon.health()
+        if status == 200 and body.get("calls_active") == 0 and body["db"].get("pending") == 0:
+            break
+        await asyncio.sleep(0.3)
+    return {"http": status, **body}
+
+
+async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Start everything, run the stream with its faults, match calls to rows."""
+    started = datetime.now(UTC)
+    postgres = PrivatePostgres()
+    await asyncio.to_thread(postgres.start)
+    try:
+        pbx = await start_bench_pbx(work, args.agents)
+        try:
+            return await _run_on(pbx, postgres, args, started)
+        finally:
+            await pbx.stop()
+    finally:
+        await asyncio.to_thread(postgres.cleanup)
+
+
+async def _run_on(pbx: BenchPbx, postgres: PrivatePostgres, args: argparse.Namespace,
+                  started: datetime) -> dict[str, Any]:
+    url = postgres.url("postgres")
+    await asyncio.to_thread(use_postgres, pbx, url)
+    version = (await pbx.instance.cli("core show version")).split()[1]
+    ast = pbx.config.asterisk
+    agents = SippAgents(pbx)
+    daemon = SupervisedDaemon(pbx)
+    ami = StasisRecorder(ast.ami.host, ast.ami.port, ast.ami.user,
+                         resolve_secret(pbx.config, ast.ami.password).get_secret_value())
+    engine = create_engine(url)
+    rig = Rig(pbx, agents, daemon, postgres, args.db_down_seconds)
+    try:
+        await agents.start()
+        await daemon.start()
+        await ami.start()
+        plan = StreamPlan(args.cps, args.phase_seconds * len(args.faults), args.talk_seconds)
+        stream = CallStream(pbx.instance.host, pbx.instance.sip_port, pbx.caller.username,
+                            pbx.caller.password, EXTENSION, pbx.work / "callers")
+        t0 = time.time()
+        print(f"faults: {plan.calls} calls at {plan.cps:g}/s, faults {args.faults}",
+              file=sys.stderr)
+        calls = asyncio.create_task(stream.run(plan))
+        windows = await inject_all(rig, args.faults, t0, args.phase_seconds, args.lead_seconds,
+                                   calls)
+        result = await calls
+        health = await settle(rig)
+        store = await read_store(engine)
+        phases = [Phase(t0 + i * args.phase_seconds, t0 + (i + 1) * args.phase_seconds, w)
+                  for i, w in enumerate(windows)]
+        if not phases:
+            raise RuntimeError("the stream ended before any fault was injected")
+        counted = tally(result.calls, phases, store, ami.by_call_id(), daemon.log_file)
+    finally:
+        await ami.close()
+        await daemon.stop()
+        await agents.stop()
+        await engine.dispose()
+    totals = counted["totals"]
+    return {
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git": git_commit(),
+        "machine": {"cores": os.cpu_count(), "asterisk": version},
+        "settings": {"cps": args.cps, "phase_seconds": args.phase_seconds,
+                     "lead_seconds": args.lead_seconds, "talk_seconds": args.talk_seconds,
+                     "db_down_seconds": args.db_down_seconds, "faults": args.faults,
+                     "agents": args.agents, "database": "postgresql (private server)",
+                     "flow": FLOW},
+        "sipp": {"exit": result.returncode, "created": result.stats.created,
+                 "successful": result.stats.successful, "failed": result.stats.failed,
+                 "traced_calls": len(result.calls)},
+        "daemon_restarts": [r.to_json() for r in daemon.restarts],
+        "health_after": health,
+        "faults": counted["faults"],
+        "totals": totals,
+        "defects": counted["defects"],
+        "ok": totals["without_final_row"] == 0 and totals["doubled"] == 0,
+    }
+
+
+def write(result: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``out_dir/<UTC timestamp>.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out_dir / f"{stamp}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run; print the result file's path. Exit 1 for a call without a final row or a
+    doubled record."""
+    args = parse_args(argv, dict(os.environ))
+    work = Path(tempfile.mkdtemp(prefix="callcontrol-faults-"))
+    try:
+        result = asyncio.run(run(args, work))
+    finally:
+        if args.keep:
+            print(f"faults: work folder kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    path = write(result, args.out)
+    print(path)
+    for fault in result["faults"]:
+        print(f"faults: {fault['fault']['name']}: {fault['attempted']} calls, "
+              f"{fault['failed_during_fault']} failed during the fault, "
+              f"classes {fault['classes']}", file=sys.stderr)
+    print(f"faults: without final row {result['totals']['without_final_row']}, "
+          f"doubled {result['totals']['doubled']}", file=sys.stderr)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
