@@ -2,7 +2,7 @@
 PYTHON ?= python3
 CONFIG ?= config/callcontrol.yaml
 
-.PHONY: install run stop bench test test-unit test-integration lint flows-check
+.PHONY: install run stop bench faults test test-unit test-integration lint flows-check
 
 install:
 	@bash scripts/install.sh
@@ -17,12 +17,17 @@ stop:
 bench: install
 	$(PYTHON) -m bench
 
+# Fault injection under load (short run by default; knobs: FAULTS_CPS, FAULTS_PHASE_SECONDS,
+# FAULTS_LIST, ... see faults/)
+faults: install
+	$(PYTHON) -m faults
+
 lint: install
 	$(PYTHON) -m ruff check callcontrol tests
 	$(PYTHON) -m mypy callcontrol
 
 flows-check: install
-	callcontrol flows check --config $(CONFIG) ivr_flows/
+	$(PYTHON) -m callcontrol --config $(CONFIG) flows check ivr_flows/
 
 test: install lint flows-check
 	bash scripts/run-tests.sh

@@ -1,6 +1,7 @@
 """Wiring and lifecycle of the daemon.
 
-    start:  store (journal replay) -> flows -> ACD -> ARI (+ resync on every connect) -> AMI
+    start:  store (journal replay) -> flows -> ACD (agents restored) -> ARI (+ resync on every
+            connect: adopts queue calls) -> AMI
             -> HTTP API -> PID file
     run:    ARI events -> translate -> new inbound channel: CallManager; else the owner's inbox
     stop:   (SIGTERM) stop taking calls -> drain (grace) -> hand the rest to the dialplan
@@ -140,6 +141,7 @@ class App:
         await self.flows.start()
         await self.acd.start()
         await self.directory.start()
+        await self.acd.restore_agents(self.engine)  # before recovery adopts their calls
         self.ari.on_connected(self.recovery.resync)
         self.ari.on_event(self._on_ari_event)
         await self.ari.start()

@@ -3,6 +3,8 @@
     ChannelEntered(args=("inbound", ...)) --> CallManager.start_inbound --> task run_call()
         run_call:  CallOpened -> answer -> flow runner (IVR, then ACD through enter_queue)
                    -> hang up what is still up -> CallClosed(outcome)   (always, in finally)
+    recovery (a call a previous daemon left open) --> CallManager.adopt --> task: the given
+                   runner (callcontrol.acd.adopt) instead of answer + flow, then the same end
 
 The session implements :class:`callcontrol.callctx.CallContext`: the flow engine and the ACD
 see the call only through it. Events for the call's channels arrive in its inbox (routed by
@@ -271,7 +273,8 @@ async def play_and_wait(ctx: CallSession, media: Sequence[str], timeout: float =
 
 
 class CallManager:
-    """Starts, tracks and ends call tasks; the app feeds it new channels."""
+    """Starts, tracks and ends call tasks; the app feeds it new channels (and, after a
+    daemon restart, the calls it adopts)."""
 
     def __init__(
         self,
@@ -335,8 +338,34 @@ class CallManager:
         session.log("call_arrived", channel_id=event.channel_id, caller=number,
                     extension=event.extension, sip_call_id=sip_call_id)
         self.sessions[session.call_id] = session
-        task = asyncio.create_task(self._run(session), name=f"call-{session.call_id}")
+        task = asyncio.create_task(self._run(session, self._answer_and_run_flow),
+                                   name=f"call-{session.call_id}")
         self._tasks[session.call_id] = task
+        return session
+
+    def adopt(
+        self, call_id: str, channel_id: str, *, caller_number: str, caller_name: str,
+        extension: str, runner: FlowRunner, playbacks: int = 0,
+    ) -> CallSession:
+        """Track again a call a previous daemon left open (its row exists, its channel is
+        still in our app): a new task for it runs ``runner`` instead of the flow, then the
+        normal end of a call. ``playbacks``: how many the call had (new ids stay fresh)."""
+        session = CallSession(
+            call_id=call_id,
+            channel_id=channel_id,
+            raw_telephony=self.telephony,
+            caller=caller_info(caller_number, caller_name),
+            extension=extension,
+            interaction_log=self.interaction_log,
+            router=self.router,
+            clock=self.clock,
+            queue_handler=self.queue_handler,
+            dial_handler=self.dial_handler,
+            playback_seq=playbacks,
+        )
+        self.sessions[call_id] = session
+        self._tasks[call_id] = asyncio.create_task(self._run(session, runner),
+                                                   name=f"call-{call_id}")
         return session
 
     def hang_up_stray(self, channel_id: str) -> None:
@@ -357,7 +386,13 @@ class CallManager:
 
         self._tasks[key] = asyncio.create_task(side(), name=key)
 
-    async def _run(self, session: CallSession) -> None:
+    async def _answer_and_run_flow(self, session: CallSession) -> Outcome:
+        await session.telephony.answer(session.channel_id)
+        session.update_call(answered_at=session.now())
+        session.log("answered")
+        return await self.flow_runner(session)
+
+    async def _run(self, session: CallSession, body: FlowRunner) -> None:
         structlog.contextvars.bind_contextvars(call_id=session.call_id,
                                                channel_id=session.channel_id)
         outcome: Outcome = "failed"
@@ -365,10 +400,7 @@ class CallManager:
         reason = ""
         try:
             async with asyncio.timeout(self.call_max_seconds):
-                await session.telephony.answer(session.channel_id)
-                session.update_call(answered_at=session.now())
-                session.log("answered")
-                outcome = await self.flow_runner(session)
+                outcome = await body(session)
         except CallAborted as exc:
             outcome, reason = exc.outcome, exc.reason
         except CallerHungUp as exc:

@@ -137,6 +137,9 @@ class ChannelInfo:
     extension: str
     created_at: datetime | None = None
     bridge_ids: tuple[str, ...] = ()
+    # The arguments the channel entered our app with (``Stasis(APP,inbound,CALL-ID)``).
+    app_args: tuple[str, ...] = ()
+    caller_name: str = ""
 
 
 @dataclass(frozen=True)

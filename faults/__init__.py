@@ -8,6 +8,8 @@ daemon (store on a private PostgreSQL). During the stream each fault is injected
                       0.2 s after the death and logs the agents back in
     restart_asterisk  Asterisk stopped and started again (agents re-register if needed)
     stop_database     the PostgreSQL server stopped for a while, then started again
+    hang_then_kill_daemon (not in the default list) SIGSTOP for 2 s, then SIGKILL: callers
+                      reach the app while the daemon reads nothing
 
 Afterwards every call sipp placed is matched by its SIP Call-ID to the daemon's call rows and
 the result is written to ``faults/results/<UTC timestamp>.json`` (see :mod:`faults.tally`).

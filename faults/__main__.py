@@ -7,7 +7,8 @@ Knobs (environment, or the same names as flags, e.g. ``--cps 5``):
   FAULTS_TALK_SECONDS     how long a caller stays after pressing 1 (default 4)
   FAULTS_DB_DOWN_SECONDS  how long the database stays stopped (default 10)
   FAULTS_LIST             faults in order (default kill_daemon,restart_asterisk,stop_database;
-                          a fault may be repeated)
+                          a fault may be repeated; also hang_then_kill_daemon: SIGSTOP for 2 s,
+                          then SIGKILL, so calls enter the app while the daemon reads nothing)
   FAULTS_AGENTS           agent headsets (default: enough for the stream's concurrent calls)
   FAULTS_OUT              results folder (default faults/results)
   FAULTS_KEEP             1: keep the work folder (daemon log, sipp traces, Asterisk logs)
@@ -39,7 +40,7 @@ from bench.sides import wait_idle
 from callcontrol.config import resolve_secret
 from callcontrol.store.db import create_engine
 from callcontrol.testing.postgres import PrivatePostgres
-from faults.inject import FAULTS, FaultWindow, Rig
+from faults.inject import DEFAULT_FAULTS, FAULTS, FaultWindow, Rig
 from faults.stasis import StasisRecorder
 from faults.stream import CallStream, StreamPlan, StreamResult
 from faults.supervisor import SupervisedDaemon
@@ -63,7 +64,7 @@ def parse_args(argv: list[str] | None, env: dict[str, str]) -> argparse.Namespac
                         default=float(env.get("FAULTS_TALK_SECONDS", "4")))
     parser.add_argument("--db-down-seconds", type=float,
                         default=float(env.get("FAULTS_DB_DOWN_SECONDS", "10")))
-    parser.add_argument("--faults", default=env.get("FAULTS_LIST", ",".join(FAULTS)))
+    parser.add_argument("--faults", default=env.get("FAULTS_LIST", ",".join(DEFAULT_FAULTS)))
     parser.add_argument("--agents", type=int, default=int(env.get("FAULTS_AGENTS", "0")))
     parser.add_argument("--out", type=Path, default=Path(env.get("FAULTS_OUT", "faults/results")))
     parser.add_argument("--keep", action="store_true", default=env.get("FAULTS_KEEP") == "1")

@@ -26,6 +26,7 @@ class Rig:
     daemon: SupervisedDaemon
     postgres: PrivatePostgres
     db_down_seconds: float = 10.0
+    hang_seconds: float = 2.0
 
 
 @dataclass
@@ -48,6 +49,21 @@ async def kill_daemon(rig: Rig) -> FaultWindow:
     """SIGKILL the daemon; the supervisor restarts it and logs the agents in again."""
     seen = len(rig.daemon.restarts)
     window = FaultWindow("kill_daemon", time.time())
+    rig.daemon.kill()
+    restart = await rig.daemon.next_restart(seen)
+    window.details["restart"] = restart.to_json()
+    if restart.error is None:
+        window.recovered = restart.ready
+    return window
+
+
+async def hang_then_kill_daemon(rig: Rig) -> FaultWindow:
+    """SIGSTOP the daemon for ``rig.hang_seconds`` (calls keep entering its app, their
+    StasisStart left unread), then SIGKILL it as a watchdog would; the supervisor restarts it."""
+    seen = len(rig.daemon.restarts)
+    window = FaultWindow("hang_then_kill_daemon", time.time())
+    rig.daemon.freeze()
+    await asyncio.sleep(rig.hang_seconds)
     rig.daemon.kill()
     restart = await rig.daemon.next_restart(seen)
     window.details["restart"] = restart.to_json()
@@ -99,4 +115,6 @@ FAULTS: dict[str, Fault] = {
     "kill_daemon": kill_daemon,
     "restart_asterisk": restart_asterisk,
     "stop_database": stop_database,
+    "hang_then_kill_daemon": hang_then_kill_daemon,
 }
+DEFAULT_FAULTS = ("kill_daemon", "restart_asterisk", "stop_database")

@@ -14,10 +14,6 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from callcontrol.logging import get_logger
-
-log = get_logger("faults.stasis")
-
 
 @dataclass
 class StasisEntry:
@@ -78,10 +74,9 @@ class StasisRecorder:
                 self._connected.set()
                 while True:
                     self._take(await _read_message(reader))
-            except (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            except (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError):
                 if self._connected.is_set():
                     self.disconnects += 1
-                log.debug("faults_ami_down", error=str(exc))
             finally:
                 if writer is not None:
                     writer.close()

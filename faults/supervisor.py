@@ -22,6 +22,8 @@ import aiohttp
 from bench.daemon import BenchDaemon
 from bench.pbx import BenchPbx
 
+OUT_OF_SERVICE = frozenset({"logged_out", "unreachable"})
+
 
 @dataclass
 class Restart:
@@ -74,6 +76,12 @@ class SupervisedDaemon(BenchDaemon):
             raise RuntimeError("the daemon is not running")
         os.kill(self._process.pid, signal.SIGKILL)
 
+    def freeze(self) -> None:
+        """SIGSTOP the daemon: it reads nothing until killed (a hung daemon)."""
+        if self._process is None or self._process.returncode is not None:
+            raise RuntimeError("the daemon is not running")
+        os.kill(self._process.pid, signal.SIGSTOP)
+
     async def next_restart(self, after: int, time_limit: float = 60.0) -> Restart:
         """Wait until restart number ``after`` (0-based) has finished (ready or failed)."""
         async def done() -> None:
@@ -85,7 +93,8 @@ class SupervisedDaemon(BenchDaemon):
         return self.restarts[after]
 
     async def until_ready(self, time_limit: float = 60.0) -> None:
-        """Wait for /health 200, log in every logged-out agent, wait until all are available."""
+        """Wait for /health 200, log in every logged-out agent, wait until none is out of
+        service (logged out or unreachable)."""
         deadline = time.monotonic() + time_limit
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             await self._wait_health(http, deadline)
@@ -99,7 +108,23 @@ class SupervisedDaemon(BenchDaemon):
                     if resp.status != 200:
                         raise RuntimeError(f"login {agent['id']}: HTTP {resp.status} "
                                            f"{await resp.text()}")
-            await self._wait_agents(http, self.headers, deadline)
+            await self._wait_agents_back(http, deadline)
+
+    async def _wait_agents_back(self, http: aiohttp.ClientSession, deadline: float) -> None:
+        """Wait until no agent is logged out or unreachable (busy ones are fine: the stream
+        goes on during recovery)."""
+        states: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            async with http.get(f"{self.base}/api/agents", headers=self.headers) as resp:
+                agents = await resp.json()
+            states = {}
+            for agent in agents:
+                state = str(agent.get("state"))
+                states[state] = states.get(state, 0) + 1
+            if not set(states) & OUT_OF_SERVICE:
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"agents not all back in service: {states}")
 
     async def health(self) -> tuple[int, dict[str, Any]]:
         """``/health``: HTTP status and body (status 0 when the daemon does not answer)."""

@@ -12,7 +12,10 @@ class (so the classes of a phase add up to its attempted calls):
     no_row_not_reached    it never reached Asterisk's dialplan (Asterisk was down)
 
 ``doubled`` counts Call-IDs with more than one row and timeline records stored more than once
-(by ``record_id``): the other defect. A call is ``failed`` when the caller's sipp did not see it
+(by ``record_id``): the other defect. ``conflicting_closes`` (a call whose timeline was
+ended twice, by its own task and by recovery) is listed among the defects for a look, but is
+not counted as one: its row holds the first close. ``reasons`` counts the close reasons of
+rows that did not end ``completed``. A call is ``failed`` when the caller's sipp did not see it
 through or its class is not ``completed``; ``failed_during_fault`` are the failed calls whose
 life overlapped the fault (from its injection until the service was back).
 """
@@ -100,18 +103,19 @@ def tally(calls: dict[str, SippCall], phases: list[Phase], store: StoreView,
         kind = classify(call, rows, stasis.get(call.call_id, []))
         out["attempted"] += 1
         out["classes"][kind] += 1
+        if rows and kind != "completed":
+            out["reasons"][f"{kind}: {rows[0].close_reason or rows[0].hangup_cause}"] += 1
         out["sipp"]["completed" if call.completed else "failed"] += 1
         failed = not call.completed or kind != "completed"
         overlaps = _overlaps(call, phase.fault)
         out["failed"] += failed
         out["during_fault"] += overlaps
         out["failed_during_fault"] += failed and overlaps
-        doubled = len(rows) > 1 or any(_doubled_terminal(store, r) for r in rows)
-        if len(rows) > 1:
-            out["doubled"] += 1
-        if kind in DEFECT_CLASSES or doubled:
-            if kind in DEFECT_CLASSES:
-                out["without_final_row"] += 1
+        doubled = len(rows) > 1
+        conflicting = any(_doubled_terminal(store, r) for r in rows)
+        out["doubled"] += doubled
+        out["without_final_row"] += kind in DEFECT_CLASSES
+        if kind in DEFECT_CLASSES or doubled or conflicting:
             defects.append(_defect(call, kind, rows, store, stasis, daemon_log,
                                    phase.fault.name, doubled))
     known = set(calls)
@@ -129,6 +133,7 @@ def tally(calls: dict[str, SippCall], phases: list[Phase], store: StoreView,
     }
     for out in per_phase:
         out["classes"] = dict(sorted(out["classes"].items()))
+        out["reasons"] = dict(sorted(out["reasons"].items()))
     return {"faults": per_phase, "totals": totals, "defects": defects}
 
 
@@ -137,6 +142,7 @@ def _empty(phase: Phase) -> dict[str, Any]:
         "fault": phase.fault.to_json(),
         "phase_s": round(phase.end - phase.start, 1),
         "attempted": 0, "sipp": {"completed": 0, "failed": 0}, "classes": Counter(),
+        "reasons": Counter(),
         "failed": 0, "during_fault": 0, "failed_during_fault": 0,
         "without_final_row": 0, "doubled": 0,
     }

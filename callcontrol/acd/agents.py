@@ -14,7 +14,9 @@ talk and wrap-up seconds can be summed from the log alone.
 
 A logout or pause asked for while the agent rings or talks is kept as pending and applied when
 the call (and its wrap-up) ends; an agent whose headset is not registered is never offered a
-call. Everything here is synchronous: call it from the event loop, never from a thread.
+call. After a daemon restart, :meth:`AgentBoard.restore` puts each agent back in the state its
+journal showed last (an agent on a call keeps it until the call is adopted or found gone).
+Everything here is synchronous: call it from the event loop, never from a thread.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class AgentState(StrEnum):
 
 S = AgentState
 TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
-    S.LOGGED_OUT: frozenset({S.AVAILABLE, S.UNREACHABLE}),
+    # paused and on_call only when a restarted daemon restores an agent (AgentBoard.restore)
+    S.LOGGED_OUT: frozenset({S.AVAILABLE, S.UNREACHABLE, S.PAUSED, S.ON_CALL}),
     S.AVAILABLE: frozenset({S.RINGING, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
     S.RINGING: frozenset({S.ON_CALL, S.AVAILABLE, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
     S.ON_CALL: frozenset({S.WRAP_UP, S.AVAILABLE, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
@@ -144,6 +147,8 @@ class AgentBoard:
         self.on_change = on_change
         now = clock()
         self.agents: dict[str, Agent] = {a.id: Agent(a, state_since=now) for a in agents}
+        # agents restore() put back on_call, until their call is adopted or released
+        self.awaiting_adoption: set[str] = set()
         self._by_endpoint = {a.endpoint: a.id for a in agents}
 
     def get(self, agent_id: str) -> Agent:
@@ -319,6 +324,47 @@ class AgentBoard:
         agent.wrap_up_until = now + timedelta(seconds=wrap_up_s)
         loop = asyncio.get_running_loop()
         agent._wrap_timer = loop.call_later(wrap_up_s, self._wrap_up_done, agent.id)
+
+    # -- after a daemon restart (callcontrol.acd.adopt) ---------------------------------
+
+    def restore(self, agent_id: str, state: str, *, reason: str = "",
+                call_id: str | None = None, queue: str | None = None) -> AgentState:
+        """Put a logged-out agent back in the state its journal showed last (``state``, with
+        its pause ``reason`` or its ``call_id``/``queue``). ``on_call`` keeps the call until it
+        is adopted or released; ``ringing`` and ``wrap_up`` come back as the rest state."""
+        agent = self.get(agent_id)
+        if agent.state is not AgentState.LOGGED_OUT or state == AgentState.LOGGED_OUT:
+            return agent.state
+        if state == AgentState.ON_CALL and call_id:
+            agent.call_id, agent.queue = call_id, queue
+            self._transition(agent, AgentState.ON_CALL, "restored")
+            self.awaiting_adoption.add(agent_id)
+        elif state == AgentState.PAUSED:
+            agent.reason = reason if reason in self.pause_reasons else self.pause_reasons[0]
+            self._transition(agent, AgentState.PAUSED, "restored")
+        else:
+            agent.idle_since = self._clock()
+            self._transition(agent, self._rest_state(agent), "restored")
+        return agent.state
+
+    def adopt(self, agent_id: str, call_id: str, queue: str) -> None:
+        """An adopted call is bridged with this agent: ``on_call`` with it (already so when
+        :meth:`restore` gave the agent that call back)."""
+        agent = self.get(agent_id)
+        if agent.state is AgentState.ON_CALL and agent.call_id == call_id:
+            self.awaiting_adoption.discard(agent_id)
+            return
+        if agent.state is not AgentState.LOGGED_OUT:
+            raise AgentStateError(f"agent {agent_id} is {agent.state}, cannot adopt {call_id}")
+        agent.call_id, agent.queue = call_id, queue
+        self._transition(agent, AgentState.ON_CALL, "adopted")
+
+    def release_unadopted(self, agent_id: str) -> None:
+        """A call restored with the agent was not adopted (gone): back to the rest state."""
+        agent = self._busy(agent_id, AgentState.ON_CALL)
+        self.awaiting_adoption.discard(agent_id)
+        agent.idle_since = self._clock()
+        self._transition(agent, self._rest_state(agent), "call_not_adopted")
 
     def shutdown(self) -> None:
         """Cancel every wrap-up timer (the daemon is stopping)."""

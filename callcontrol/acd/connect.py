@@ -15,6 +15,10 @@
 Every exit goes through one ``finally``: the agent leg is hung up, the bridge destroyed, music
 stopped, and the agent handed back to the ACD, so no agent stays ``ringing`` and no bridge is
 left behind.
+
+A restarted daemon resumes a stay half-way (:mod:`callcontrol.acd.adopt`): back to ``waiting``
+(:func:`resume_waiting`) or straight to the bridged state (:func:`resume_talking`). What it needs
+of the flow's request is written on the ``queue_entered`` event (:func:`request_details`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -61,11 +66,68 @@ async def serve_in_queue(
     try:
         entry = acd.enter(request.name, ctx.call_id, ctx.channel_id, number,
                           priority=request.priority, skills=request.skills,
-                          entered_at=entered_at)
+                          entered_at=entered_at, details=request_details(request))
     except QueueFull:
         return QueueResult("full")
     ctx.update_call(queue=request.name)
-    return await _QueueSession(ctx, request, acd, entry).run()
+    session = _QueueSession(ctx, request, acd, entry)
+    return await session.run(session.wait)
+
+
+def request_details(request: QueueRequest) -> dict[str, Any]:
+    """What ``queue_entered`` records of the request, beyond name and priority (the flow's
+    variables are left out: they may hold personal data and the ACD does not need them)."""
+    return {"skills": dict(request.skills), "max_wait": request.max_wait,
+            "announce_position": request.announce_position, "moh": request.moh,
+            "callback": request.callback, "keys": dict(request.keys)}
+
+
+def request_from_details(data: Mapping[str, Any]) -> QueueRequest:
+    """The request a ``queue_entered`` event's data describes (fields it lacks: defaults)."""
+    return QueueRequest(
+        name=str(data["queue"]), priority=int(data.get("priority") or 0),
+        skills={str(k): int(v) for k, v in (data.get("skills") or {}).items()},
+        max_wait=data.get("max_wait"), announce_position=data.get("announce_position"),
+        moh=data.get("moh"), callback=bool(data.get("callback", False)),
+        keys={str(k): str(v) for k, v in (data.get("keys") or {}).items()},
+    )
+
+
+async def resume_waiting(ctx: CallContext, request: QueueRequest, acd: Acd, entry: QueueEntry,
+                         *, playbacks: int = 0) -> QueueResult:
+    """An adopted caller already back in line (``entry``, see :meth:`Acd.readmit`): music on
+    hold again, then the stay goes on as if it never stopped (``max_wait`` counts from the
+    entry's time). ``playbacks``: how many the call had, so new playback ids are fresh."""
+    session = _QueueSession(ctx, request, acd, entry)
+    session.playbacks = playbacks
+    return await session.run(session.wait)
+
+
+async def resume_talking(
+    ctx: CallContext, request: QueueRequest, acd: Acd, entry: QueueEntry, *,
+    agent_id: str, agent_leg: str | None, bridge_id: str, talk_s: float, on_hold: bool,
+    playbacks: int = 0,
+) -> QueueResult:
+    """An adopted caller still bridged with ``agent_id`` (already ``on_call`` with it, see
+    :meth:`Acd.adopt_connection`): wait for the end of the conversation as in a normal stay.
+    ``agent_leg`` is ``None`` when the agent hung up while no daemon watched; ``talk_s``: the
+    seconds talked before the adoption (so ``agent_disconnected`` counts the whole talk)."""
+    session = _QueueSession(ctx, request, acd, entry)
+    session.playbacks = playbacks
+    session.agent_id, session.agent_leg, session.bridge_id = agent_id, agent_leg, bridge_id
+    session.agent_leg_up = agent_leg is not None
+    session.talking_since = session.loop.time() - talk_s
+
+    async def stage() -> QueueResult:
+        if agent_leg is None:
+            session.end_by = "agent"
+            return QueueResult("after", agent_id)
+        if on_hold:
+            session.hold_since = session.loop.time()
+            await session.moh(True)
+        return await session.talk()
+
+    return await session.run(stage)
 
 
 class _QueueSession:
@@ -96,9 +158,10 @@ class _QueueSession:
 
     # -- the whole stay ---------------------------------------------------------------------
 
-    async def run(self) -> QueueResult:
+    async def run(self, stage: Callable[[], Awaitable[QueueResult]]) -> QueueResult:
+        """Run the stay from ``stage`` (:meth:`wait`, or :meth:`talk` for an adopted call)."""
         try:
-            return await self._wait()
+            return await stage()
         except CallerHungUp:
             if self.talking_since is not None:
                 self.end_by = "caller"
@@ -109,14 +172,15 @@ class _QueueSession:
             await self._release_media()
             self._settle()
 
-    async def _wait(self) -> QueueResult:
+    async def wait(self) -> QueueResult:
+        """Waiting in line, until an agent answers or the caller leaves."""
         interval = self.request.announce_position or self.config.announce_position
         max_wait = self.request.max_wait or self.config.max_wait
         now = self.loop.time()
         deadline = (now + max_wait - self.entry.wait_seconds(self.ctx.now())
                     if max_wait else math.inf)
         next_announce = now + interval if interval else math.inf
-        await self._moh(True)
+        await self.moh(True)
         while True:
             if not self.acd.staffed(self.entry.queue):
                 return await self._leave("no_agents", QueueResult("no_agents"))
@@ -152,7 +216,7 @@ class _QueueSession:
                 await self._ring_over(no_answer=True)
         elif isinstance(event, PlaybackFinished) and event.playback_id == self.playback:
             self.playback = None
-            await self._moh(True)
+            await self.moh(True)
         elif isinstance(event, DtmfReceived) and event.channel_id == self.ctx.channel_id:
             return await self._on_digit(event.digit)
         elif isinstance(event, QueueChanged):
@@ -208,7 +272,7 @@ class _QueueSession:
             self.ctx.push_back(event)  # an agent or a deadline matters more than the dialog
             break
         await self._stop_playback()
-        await self._moh(True)
+        await self.moh(True)
         return None
 
     # -- ringing an agent -------------------------------------------------------------------
@@ -269,7 +333,7 @@ class _QueueSession:
         self.ring_deadline = None
         try:
             await self._stop_playback()
-            await self._moh(False)
+            await self.moh(False)
             self.bridge_id = f"{self.ctx.call_id}-queue"
             await self.tel.create_bridge(self.bridge_id)
             await self.tel.add_to_bridge(self.bridge_id, self.ctx.channel_id)
@@ -278,14 +342,15 @@ class _QueueSession:
             self.ctx.log("agent_bridge_failed", agent_id=self.agent_id, error=str(exc))
             await self._destroy_bridge()
             await self._ring_over(no_answer=False)
-            await self._moh(True)
+            await self.moh(True)
             return None
         self.acd.answered(self.entry, self.agent_id, self.ctx.channel_id)
         self.ctx.update_call(agent_id=self.agent_id)
         self.talking_since = self.loop.time()
-        return await self._talk()
+        return await self.talk()
 
-    async def _talk(self) -> QueueResult:
+    async def talk(self) -> QueueResult:
+        """Bridged with the agent, until one side hangs up or the agent transfers."""
         while True:
             event = await self.ctx.next_event(None)
             if event is None:
@@ -305,10 +370,10 @@ class _QueueSession:
         assert self.bridge_id is not None
         if on:
             await self.tel.remove_from_bridge(self.bridge_id, self.ctx.channel_id)
-            await self._moh(True)
+            await self.moh(True)
             self.hold_since = self.loop.time()
         else:
-            await self._moh(False)
+            await self.moh(False)
             await self.tel.add_to_bridge(self.bridge_id, self.ctx.channel_id)
             self.hold_s += self.loop.time() - (self.hold_since or self.loop.time())
             self.hold_since = None
@@ -330,7 +395,7 @@ class _QueueSession:
     # -- media and the one clean-up ---------------------------------------------------------
 
     async def _play(self, media: list[str]) -> None:
-        await self._moh(False)
+        await self.moh(False)
         self.playbacks += 1
         self.playback = f"{self.ctx.channel_id}-queue-{self.playbacks}"
         await self.tel.play(self.ctx.channel_id, media, self.playback, self.ctx.language)
@@ -341,7 +406,8 @@ class _QueueSession:
             with contextlib.suppress(TelephonyError):
                 await self.tel.stop_playback(playback)
 
-    async def _moh(self, on: bool) -> None:
+    async def moh(self, on: bool) -> None:
+        """Start or stop music on hold on the caller (each at most once)."""
         if on and not self.moh_on:
             await self.tel.start_moh(self.ctx.channel_id, self.request.moh or self.config.moh)
         elif not on and self.moh_on:
@@ -360,7 +426,7 @@ class _QueueSession:
         await self._drop_agent_leg()
         await self._destroy_bridge()
         await self._stop_playback()
-        await self._moh(False)
+        await self.moh(False)
 
     def _settle(self) -> None:
         """Hand the agent and the entry back to the ACD, whatever the exit was."""

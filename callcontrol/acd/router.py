@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -132,10 +132,13 @@ class Acd:
         priority: int = 0,
         skills: Mapping[str, int] | None = None,
         entered_at: datetime | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> QueueEntry:
         """Put a caller in line (``entered_at``: the original time of an adopted entry).
 
-        Raises :class:`QueueFull` (logged as ``queue_refused`` with reason ``overflow``).
+        ``details`` go on the ``queue_entered`` event (what a restarted daemon needs to put the
+        caller back: see :mod:`callcontrol.acd.adopt`). Raises :class:`QueueFull` (logged as
+        ``queue_refused`` with reason ``overflow``).
         """
         config = self.queue_config(queue)
         required = {**config.skills, **(skills or {})}
@@ -151,10 +154,54 @@ class Acd:
             self.callbacks.cancel(merged)
             self.log_call(merged.call_id, "callback_merged", queue=queue,
                           entry_id=merged.entry_id, into_call_id=call_id)
-        self.log_call(call_id, "queue_entered", queue=queue, entry_id=entry.entry_id,
-                      priority=entry.priority, entered_at=entry.entered_at.isoformat())
+        self.log_call(call_id, "queue_entered", **{
+            **(details or {}), "queue": queue, "entry_id": entry.entry_id,
+            "priority": entry.priority, "entered_at": entry.entered_at.isoformat()})
         self.wake()
         return entry
+
+    def readmit(
+        self,
+        queue: str,
+        call_id: str,
+        channel_id: str,
+        number: str,
+        *,
+        entry_id: str,
+        entered_at: datetime,
+        priority: int = 0,
+        skills: Mapping[str, int] | None = None,
+    ) -> QueueEntry:
+        """Put an adopted caller back in line at its original place, under its original entry
+        id (so statistics count one entry): logged as ``queue_readmitted``, not as a second
+        ``queue_entered``. Raises :class:`QueueFull` when the line is full."""
+        config = self.queue_config(queue)
+        required = {**config.skills, **(skills or {})}
+        entry, _ = self.lines[queue].add(call_id, channel_id, number, entered_at,
+                                         priority=priority, skills=required)
+        entry.entry_id = entry_id
+        self.log_call(call_id, "queue_readmitted", queue=queue, entry_id=entry_id,
+                      priority=entry.priority, entered_at=entry.entered_at.isoformat(),
+                      position=self.position(entry))
+        self.wake()
+        return entry
+
+    def adopt_connection(self, agent_id: str, call_id: str, queue: str,
+                         caller_channel: str) -> None:
+        """An adopted call is bridged with ``agent_id``: the agent is ``on_call`` with it and
+        the API's hold and transfer reach the caller again."""
+        self.board.adopt(agent_id, call_id, queue)
+        self._connections[agent_id] = caller_channel
+
+    def release_unadopted(self, live_call_ids: Collection[str]) -> list[str]:
+        """Free the agents restored ``on_call`` (:meth:`AgentBoard.restore`) whose call no task
+        runs (it was not adopted: gone); returns their ids."""
+        freed = []
+        for agent_id in sorted(self.board.awaiting_adoption):
+            if self.board.agents[agent_id].call_id not in live_call_ids:
+                self.board.release_unadopted(agent_id)
+                freed.append(agent_id)
+        return freed
 
     def refuse(self, queue: str, call_id: str, reason: str) -> None:
         """Log a caller turned away at the door (``no_agents``) without entering."""

@@ -8,6 +8,8 @@ router, AMI contact status, headset feature codes and the HTTP API.
     ChannelEntered("feature", CODE, ENDPOINT) --> start_feature_code --> owned task:
                                            answer, board.feature_code, confirmation, hang up
     AMI ContactStatus / (re)connect    --> board.set_reachable(endpoint, reachable)
+    daemon restart                     --> restore_agents (start), adoption (recovery):
+                                           callcontrol.acd.adopt
 
 Every task here is owned by :class:`AcdService` and cancelled by :meth:`AcdService.close`.
 """
@@ -17,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption, restore_agents
 from callcontrol.acd.agents import BUSY_STATES, AgentState, AgentStateError
 from callcontrol.acd.connect import serve_in_queue
 from callcontrol.acd.events import leg_answered, leg_failed
@@ -38,6 +43,7 @@ from callcontrol.store.records import AgentEvent, CallEvent, InteractionLog, Rec
 from callcontrol.telephony import (
     ChannelEntered,
     ChannelHungUp,
+    ChannelInfo,
     ChannelLeftApp,
     DialEnded,
     PlaybackFinished,
@@ -218,6 +224,25 @@ class AcdService:
             session.log("dial_refused", to=request.to, reason="bad dial target")
             return "failed"
         return await _Dial(self.acd, session, request, endpoint, agent_id).run()
+
+    # -- after a daemon restart (callcontrol.acd.adopt) -------------------------------------
+
+    async def restore_agents(self, engine: AsyncEngine) -> dict[str, str]:
+        """At start: every agent back in its last journaled state."""
+        return await restore_agents(engine, self.acd.board)
+
+    def adoption(
+        self, *, call_id: str, caller_channel: str, caller_number: str,
+        timeline: Sequence[TimelineEntry], channels: Mapping[str, ChannelInfo],
+    ) -> Adoption | None:
+        """Take back a queue caller a previous daemon left (waiting or bridged), or ``None``
+        when the call was not in a queue."""
+        return plan_adoption(self.acd, call_id=call_id, caller_channel=caller_channel,
+                             caller_number=caller_number, timeline=timeline, channels=channels)
+
+    def release_unadopted(self, live_call_ids: Collection[str]) -> list[str]:
+        """Free agents restored ``on_call`` with a call that was not adopted."""
+        return self.acd.release_unadopted(live_call_ids)
 
     # -- callback legs ----------------------------------------------------------------------
 

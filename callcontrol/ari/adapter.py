@@ -34,6 +34,13 @@ def sip_call_id_of(event: ari.StasisStart) -> str | None:
     return event.channel.protocol_id or None
 
 
+def stasis_args_of(channel: ari.Channel) -> tuple[str, ...]:
+    """The arguments of the ``Stasis(APP,ARGS...)`` a listed channel is in (empty if none)."""
+    if channel.app_name.lower() != "stasis":
+        return ()
+    return tuple(channel.app_data.split(",")[1:])
+
+
 def translate(event: ari.AriEvent) -> list[tel.TelephonyEvent]:
     """The domain events one ARI event means (an empty list for those the domain ignores)."""
     at = event.timestamp or tel.utcnow()
@@ -269,6 +276,8 @@ class AriTelephony:
                 extension=ch.exten,
                 created_at=ch.created_at,
                 bridge_ids=tuple(bridges_of.get(ch.id, ())),
+                app_args=stasis_args_of(ch),
+                caller_name=ch.caller_name,
             )
             for ch in channels
             if ch.id in channel_ids

@@ -1,0 +1,156 @@
+"""The decision table of callcontrol.recovery after a daemon restart, on a real store (SQLite)
+and the fake telephony: what a previous daemon left open, and what the new one does with it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption
+from callcontrol.acd.router import Acd
+from callcontrol.calls import CallManager, CallSession
+from callcontrol.config import AgentConfig, QueueConfig, SecretRef
+from callcontrol.errors import CallControlError
+from callcontrol.events_router import EventRouter
+from callcontrol.recovery import Recovery
+from callcontrol.store.db import create_engine
+from callcontrol.store.migrations import upgrade
+from callcontrol.store.queries import call_timeline, get_call
+from callcontrol.store.records import CallEvent, CallOpened, Outcome
+from callcontrol.store.writer import StoreWriter
+from callcontrol.telephony import ChannelHungUp, ChannelInfo, utcnow
+from callcontrol.testing.fake_telephony import FakeTelephony
+
+
+class Ari:
+    async def request(self, _request: object) -> Any:
+        raise CallControlError("no PBX here")
+
+
+class AcdPart:
+    """The two calls recovery makes of the ACD service, on a bare :class:`Acd`."""
+
+    def __init__(self, acd: Acd) -> None:
+        self.acd = acd
+
+    def adoption(self, *, call_id: str, caller_channel: str, caller_number: str,
+                 timeline: Sequence[TimelineEntry], channels: Mapping[str, ChannelInfo],
+                 ) -> Adoption | None:
+        return plan_adoption(self.acd, call_id=call_id, caller_channel=caller_channel,
+                             caller_number=caller_number, timeline=timeline, channels=channels)
+
+    def release_unadopted(self, live: Collection[str]) -> list[str]:
+        return self.acd.release_unadopted(live)
+
+
+async def no_flow(_session: CallSession) -> Outcome:
+    raise AssertionError("adopted calls do not run the flow")
+
+
+def opened(call_id: str) -> CallOpened:
+    return CallOpened(call_id=call_id, channel_id=f"ch-{call_id}", caller_number="+3906",
+                      extension="100")
+
+
+def event(call_id: str, kind: str, **data: Any) -> CallEvent:
+    return CallEvent(call_id=call_id, kind=kind, data=data)
+
+
+async def test_restart_adopts_queue_calls_and_closes_the_others(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    store = StoreWriter(engine, tmp_path / "journal")
+    store.start()
+    try:
+        await _scenario(engine, store)
+    finally:
+        await store.close()
+        await engine.dispose()
+
+
+async def _scenario(engine: Any, store: StoreWriter) -> None:
+    entered_at = utcnow().isoformat()
+    previous = [  # what the dead daemon journaled
+        opened("ivr"), event("ivr", "playback_started", playback_id="pb-ch-ivr-1"),
+        opened("dial"), event("dial", "dial_answered", to="number:+39"),
+        opened("wait"), event("wait", "queue_entered", queue="q", entry_id="e1", priority=0,
+                              entered_at=entered_at),
+        opened("talk"), event("talk", "queue_entered", queue="q", entry_id="e2", priority=0,
+                              entered_at=entered_at),
+        event("talk", "queue_left", queue="q", entry_id="e2", reason="answered"),
+        event("talk", "agent_connected", queue="q", agent_id="a1", wait_s=1.0),
+        opened("gone"),
+    ]
+    for record in previous:
+        store.append(record)
+    await store.flush()
+
+    tel = FakeTelephony()
+    tel.channels = {c.channel_id: c for c in (
+        ChannelInfo("ch-ivr", "Up", "+3906", "100"),
+        ChannelInfo("ch-dial", "Up", "+3906", "100", bridge_ids=("dial-dial-1",)),
+        ChannelInfo("ch-wait", "Up", "+3906", "100"),
+        ChannelInfo("ch-talk", "Up", "+3906", "100", bridge_ids=("talk-queue",)),
+        ChannelInfo("talk-agent-1", "Up", "", "", bridge_ids=("talk-queue",)),
+        ChannelInfo("stray", "Up", "", ""),
+    )}
+    router = EventRouter()
+    agents = [AgentConfig(id=a, name=a, endpoint=f"ep-{a}", password=SecretRef(env="X"),
+                          queues=["q"]) for a in ("a1", "a2")]
+    acd = Acd(agents, {"q": QueueConfig(wrap_up=0)}, log=store, post=router.post,
+              telephony=tel)
+    acd.board.restore("a1", "on_call", call_id="talk", queue="q")
+    acd.board.restore("a2", "on_call", call_id="ended-long-ago", queue="q")
+    calls = CallManager(tel, store, router, no_flow)
+    app = SimpleNamespace(telephony=tel, calls=calls, router=router, store=store,
+                          engine=engine, ari=Ari(), acd=AcdPart(acd))
+
+    await Recovery(app).resync()  # type: ignore[arg-type]
+    await store.flush()
+
+    async def outcome(call_id: str) -> str | None:
+        row = await get_call(engine, call_id)
+        assert row is not None
+        return row.outcome
+
+    # IVR step: playback stopped, handed to the fallback, closed interrupted
+    assert ("stop_playback", {"playback_id": "pb-ch-ivr-1"}) in tel.commands
+    assert [a["channel_id"] for n, a in tel.commands if n == "continue_in_dialplan"] == ["ch-ivr"]
+    assert await outcome("ivr") == "interrupted"
+    # a bridge nobody can adopt (dial step), the channel gone: closed with a reason
+    assert await outcome("dial") == "interrupted"
+    assert await outcome("gone") == "interrupted"
+    hung_up = {a["channel_id"] for n, a in tel.commands if n == "hangup"}
+    assert hung_up == {"ch-dial", "stray"}
+    # queue calls: adopted, open, owned by a new task each, logged recovered
+    assert set(calls.sessions) == {"wait", "talk"}
+    assert await outcome("wait") is None and await outcome("talk") is None
+    assert router.owns("ch-wait") and router.owns("ch-talk") and router.owns("talk-agent-1")
+    recovered = {c: [e.data for e in await call_timeline(engine, c) if e.kind == "recovered"]
+                 for c in ("wait", "talk", "ivr")}
+    assert recovered["wait"] == [{"adopted": "waiting", "queue": "q", "entry_id": "e1"}]
+    assert recovered["talk"][0]["adopted"] == "bridged"
+    assert recovered["talk"][0]["agent_channel"] == "talk-agent-1"
+    assert recovered["ivr"][0]["outcome"] == "interrupted"
+    assert acd.board.agents["a1"].state.value == "on_call"
+    assert acd.board.agents["a2"].state.value == "available"  # its call was not adopted
+
+    # a second resync (an ARI reconnect) leaves the adopted calls alone
+    await Recovery(app).resync()  # type: ignore[arg-type]
+    assert set(calls.sessions) == {"wait", "talk"}
+
+    # the adopted calls end the normal way, each closed once
+    router.post(ChannelHungUp(channel_id="ch-wait"))
+    router.post(ChannelHungUp(channel_id="ch-talk"))
+    await asyncio.wait_for(asyncio.gather(*calls._tasks.values()), 5)
+    await store.flush()
+    assert await outcome("wait") == "abandoned"
+    assert await outcome("talk") == "completed"
+    assert acd.board.agents["a1"].state.value == "available"
+    for call_id in ("wait", "talk"):
+        kinds = [e.kind for e in await call_timeline(engine, call_id)]
+        assert kinds.count("recovered") == 1 and kinds.count("call_ended") == 1, kinds
