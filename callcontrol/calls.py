@@ -174,14 +174,16 @@ class CallSession:
                 await self.hand_to_dialplan()
             self.aborted = CallAborted(event.outcome, event.reason)
             raise self.aborted
+        if isinstance(event, ChannelHungUp) and event.pbx_shutdown:
+            # Asterisk is going down: the whole call is lost, whichever leg hears it first
+            self.hung_up = self.hung_up or event.channel_id == self.channel_id
+            self.log("pbx_shutdown", cause=event.cause, channel_id=event.channel_id)
+            self.aborted = CallAborted("lost", "cut by an Asterisk shutdown or restart")
+            raise self.aborted
         if event.channel_id == self.channel_id and isinstance(
             event, ChannelHungUp | ChannelLeftApp
         ):
             self.hung_up = True
-            if isinstance(event, ChannelHungUp) and event.pbx_shutdown:
-                self.log("pbx_shutdown", cause=event.cause)
-                self.aborted = CallAborted("lost", "cut by an Asterisk shutdown or restart")
-                raise self.aborted
             if isinstance(event, ChannelHungUp):
                 self.log("caller_hangup", cause=event.cause, cause_text=event.cause_text)
                 raise CallerHungUp(event.cause)

@@ -8,6 +8,8 @@ command runs as the ``postgres`` user (``runuser``)::
     with PrivatePostgres() as pg:
         url = pg.url("postgres")   # postgresql+asyncpg://postgres@127.0.0.1:PORT/postgres
         pg.stop(); ...; pg.start()
+
+:func:`temp_database` makes a throw-away database on such a server (or any other).
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from callcontrol.store.db import create_engine
 
 BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "postgres"
@@ -122,3 +132,25 @@ class PrivatePostgres:
             raise RuntimeError(
                 f"{program} failed ({result.returncode}): {result.stderr.strip()}\n{log}"
             )
+
+
+async def admin_execute(admin_url: str, sql: str) -> None:
+    """Run ``sql`` outside a transaction (e.g. ``CREATE DATABASE``) on ``admin_url``."""
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(sql))
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def temp_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh, empty database ``PREFIX_<random>`` on the server of ``admin_url``; yields its
+    URL and drops it afterwards (cutting any connection still open)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await admin_execute(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

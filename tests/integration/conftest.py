@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,16 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from callcontrol.config import load_config
 from callcontrol.pbx.ports import free_port
 from callcontrol.pbx.testbed import PbxTestbed, start_testbed
 from callcontrol.sipua.client import SipPeer
-from callcontrol.store.db import create_engine
 from callcontrol.testing.daemon import DaemonProcess, write_config
 from callcontrol.testing.postgres import BIN_DIR as PG_BIN_DIR
-from callcontrol.testing.postgres import PrivatePostgres
+from callcontrol.testing.postgres import PrivatePostgres, temp_database
 
 
 @pytest.fixture(scope="session")
@@ -87,34 +84,19 @@ def platform_pg() -> Iterator[PrivatePostgres]:
     """A private PostgreSQL server for the session (tests may stop and start it)."""
     if not (PG_BIN_DIR / "initdb").exists():
         pytest.skip(f"PostgreSQL binaries not found in {PG_BIN_DIR}")
-    server = PrivatePostgres()
-    server.start()
-    try:
+    with PrivatePostgres() as server:
         yield server
-    finally:
-        server.cleanup()
-
-
-async def _pg_admin(admin_url: str, sql: str) -> None:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(sql))
-    finally:
-        await engine.dispose()
 
 
 @asynccontextmanager
 async def platform_pg_database(server: PrivatePostgres) -> AsyncIterator[str]:
     """A fresh, empty database on ``server`` (the daemon migrates it); dropped afterwards."""
-    name = f"cc_platform_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(server.admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield server.url(name)
-    finally:
-        if not server.running:
-            await asyncio.to_thread(server.start)
-        await _pg_admin(server.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with temp_database(server.admin_url, "cc_platform") as url:
+        try:
+            yield url
+        finally:
+            if not server.running:
+                await asyncio.to_thread(server.start)
 
 
 @pytest.fixture

@@ -57,6 +57,15 @@ ACK_ERROR = """
   </send>
 """
 
+# Challenged, then digest auth with [authentication] (-au/-ap): the first INVITE has no
+# credentials and its 401 is acknowledged; the INVITE sent again carries them.
+CHALLENGED = f"""{INVITE.replace("%AUTH%", "")}
+  <recv response="100" optional="true"/>
+  <recv response="401" auth="true"/>
+{ACK_ERROR}
+{INVITE.replace("%AUTH%", "[authentication]")}
+  <recv response="100" optional="true"/>"""
+
 # No credentials at all: the only acceptable answers are a challenge or a refusal.
 UNAUTHENTICATED = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="unauthenticated">
@@ -73,12 +82,7 @@ UNAUTHENTICATED = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 # Digest auth with [authentication] (-au/-ap), then a call that the server ends with BYE.
 AUTHENTICATED = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="authenticated call, server hangs up">
-{INVITE.replace("%AUTH%", "")}
-  <recv response="100" optional="true"/>
-  <recv response="401" auth="true"/>
-{ACK_ERROR}
-{INVITE.replace("%AUTH%", "[authentication]")}
-  <recv response="100" optional="true"/>
+{CHALLENGED}
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rrs="true"/>
@@ -113,12 +117,7 @@ AUTHENTICATED = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 # Digest auth with a password the server must refuse: a second challenge or a 403.
 REFUSED = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="wrong password">
-{INVITE.replace("%AUTH%", "")}
-  <recv response="100" optional="true"/>
-  <recv response="401" auth="true"/>
-{ACK_ERROR}
-{INVITE.replace("%AUTH%", "[authentication]")}
-  <recv response="100" optional="true"/>
+{CHALLENGED}
   <recv response="403" optional="true" next="ack"/>
   <recv response="401" next="ack"/>
   <label id="ack"/>

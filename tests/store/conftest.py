@@ -9,17 +9,14 @@ instead. Either way each test gets its own database, dropped afterwards.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from callcontrol.store.db import create_engine
 from callcontrol.store.migrations import upgrade
-from callcontrol.testing.postgres import BIN_DIR, PrivatePostgres
+from callcontrol.testing.postgres import BIN_DIR, PrivatePostgres, temp_database
 
 
 @pytest.fixture(scope="session")
@@ -27,38 +24,21 @@ def private_pg() -> Iterator[PrivatePostgres]:
     """A PostgreSQL server of our own for the whole session."""
     if not (BIN_DIR / "initdb").exists():
         pytest.skip(f"PostgreSQL binaries not found in {BIN_DIR}")
-    server = PrivatePostgres()
-    server.start()
-    try:
+    with PrivatePostgres() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
-async def _admin(admin_url: str, sql: str) -> None:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(sql))
-    finally:
-        await engine.dispose()
-
-
-async def _temp_database(admin_url: str) -> AsyncIterator[str]:
-    name = f"cc_test_{uuid.uuid4().hex[:12]}"
-    await _admin(admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+@asynccontextmanager
+async def _migrated_database(admin_url: str) -> AsyncIterator[str]:
+    async with temp_database(admin_url, "cc_test") as url:
         await upgrade(url)
         yield url
-    finally:
-        await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def private_pg_url(private_pg: PrivatePostgres) -> AsyncIterator[str]:
     """A migrated fresh database on the private server (tests may stop that server)."""
-    async for url in _temp_database(private_pg.admin_url):
+    async with _migrated_database(private_pg.admin_url) as url:
         yield url
 
 
@@ -72,5 +52,5 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         return
     shared = os.environ.get("CALLCONTROL_TEST_DB_URL")
     admin_url = shared or request.getfixturevalue("private_pg").admin_url
-    async for url in _temp_database(admin_url):
+    async with _migrated_database(admin_url) as url:
         yield url

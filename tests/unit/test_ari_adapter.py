@@ -6,46 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from ari_samples import channel_json, event
 
 from callcontrol import telephony as tel
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.adapter import AriTelephony, translate
 from callcontrol.errors import NotFound, PbxRefused
-
-
-def channel_json(channel_id: str = "1715000000.42", **over: Any) -> dict[str, Any]:
-    """A channel as Asterisk 22 sends it for a PJSIP caller in Stasis."""
-    data: dict[str, Any] = {
-        "id": channel_id,
-        "name": "PJSIP/caller-00000007",
-        "state": "Ring",
-        "protocol_id": "a84b4c76e66710@pc33.example.org",
-        "caller": {"name": "Alice", "number": "+15551230001"},
-        "connected": {"name": "", "number": ""},
-        "accountcode": "",
-        "dialplan": {
-            "context": "callcontrol-inbound",
-            "exten": "100",
-            "priority": 1,
-            "app_name": "Stasis",
-            "app_data": "callcontrol,inbound,a84b4c76e66710@pc33.example.org",
-        },
-        "creationtime": "2024-05-06T10:15:30.123+0200",
-        "language": "en",
-    }
-    data.update(over)
-    return data
-
-
-def event(kind: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "application": "callcontrol",
-        "timestamp": "2024-05-06T08:15:31.250+0000",
-        "asterisk_id": "02:42:ac:11:00:02",
-        **fields,
-    }
-
 
 AT = datetime(2024, 5, 6, 8, 15, 31, 250000, tzinfo=UTC)
 

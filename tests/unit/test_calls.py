@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from callcontrol.callctx import CallerHungUp
 from callcontrol.calls import CallManager, CallSession, caller_info, play_and_wait
 from callcontrol.events_router import EventRouter
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Outcome, Record
@@ -195,3 +196,23 @@ async def test_a_pbx_shutdown_hangup_ends_the_call_as_lost() -> None:
     closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
     assert [c.outcome for c in closed] == ["lost"]
     assert "hangup" not in tel.names()
+
+
+async def test_a_pbx_shutdown_heard_on_an_agent_leg_also_ends_the_call_as_lost() -> None:
+    async def runner(ctx: CallSession) -> Outcome:
+        try:
+            await ctx.next_event(5)
+        except CallerHungUp:  # what a queue step does with a hang-up
+            return "completed"
+        return "completed"
+
+    log = MemoryLog()
+    router = EventRouter()
+    manager = CallManager(FakeTelephony(), log, router, runner)
+    session = manager.start_inbound(entered())
+    assert session is not None
+    session.claim_channel("agent-leg")
+    router.post(ChannelHungUp(channel_id="agent-leg", cause=4, pbx_shutdown=True))
+    await asyncio.wait_for(manager._tasks[session.call_id], 5)
+    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    assert [c.outcome for c in closed] == ["lost"]
