@@ -23,8 +23,8 @@ faults: install
 	$(PYTHON) -m faults
 
 lint: install
-	$(PYTHON) -m ruff check callcontrol tests
-	$(PYTHON) -m mypy callcontrol
+	$(PYTHON) -m ruff check callcontrol tests bench faults
+	$(PYTHON) -m mypy callcontrol bench faults
 
 flows-check: install
 	$(PYTHON) -m callcontrol --config $(CONFIG) flows check ivr_flows/
