@@ -161,7 +161,12 @@ def _overlaps(call: SippCall, fault: FaultWindow) -> bool:
 
 
 def _doubled_terminal(store: StoreView, row: CallRow) -> bool:
-    kinds = Counter(e.kind for e in store.events.get(row.call_id, []))
+    # ``recovered`` closes a call only when it carries an outcome; an adopted call logs
+    # ``recovered`` and ends later with its own ``call_ended``.
+    kinds = Counter(
+        e.kind for e in store.events.get(row.call_id, [])
+        if e.kind != "recovered" or "outcome" in (e.data or {})
+    )
     return sum(kinds[k] for k in TERMINAL_EVENTS) > 1
 
 

@@ -54,6 +54,15 @@ from callcontrol.telephony import (
 )
 
 
+async def _together(*requests: Awaitable[None]) -> None:
+    """Await independent PBX requests concurrently; once all are done, raise the first error
+    (in argument order), as awaiting them one after the other would have."""
+    results = await asyncio.gather(*requests, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def serve_in_queue(
     ctx: CallContext, request: QueueRequest, acd: Acd, *, entered_at: datetime | None = None
 ) -> QueueResult:
@@ -331,13 +340,12 @@ class _QueueSession:
         """Bridge caller and agent; on a PBX error free the agent and keep waiting."""
         assert self.agent_id is not None and self.agent_leg is not None
         self.ring_deadline = None
-        try:
-            await self._stop_playback()
-            await self.moh(False)
-            self.bridge_id = f"{self.ctx.call_id}-queue"
-            await self.tel.create_bridge(self.bridge_id)
-            await self.tel.add_to_bridge(self.bridge_id, self.ctx.channel_id)
-            await self.tel.add_to_bridge(self.bridge_id, self.agent_leg)
+        self.bridge_id = f"{self.ctx.call_id}-queue"
+        try:  # independent requests go together: the caller waits for two round trips
+            await _together(self._stop_playback(), self.moh(False),
+                            self.tel.create_bridge(self.bridge_id))
+            await _together(self.tel.add_to_bridge(self.bridge_id, self.ctx.channel_id),
+                            self.tel.add_to_bridge(self.bridge_id, self.agent_leg))
         except TelephonyError as exc:
             self.ctx.log("agent_bridge_failed", agent_id=self.agent_id, error=str(exc))
             await self._destroy_bridge()

@@ -30,7 +30,7 @@ from callcontrol.acd.directory import (
     EndpointInUse,
     NewAgent,
 )
-from callcontrol.api.context import BACKEND, Handler, require
+from callcontrol.api.context import BACKEND, Handler, json_object, require
 from callcontrol.errors import ApiError
 from callcontrol.pbx.agents_conf import UNSAFE_SECRET
 
@@ -98,16 +98,6 @@ class TransferBody(BaseModel):
     to: str = Field(pattern=r"^(queue|agent|number):.+$")
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "the request body must be a JSON object")
-    return body
-
-
 def _invalid(fields: dict[str, str]) -> ApiError:
     return ApiError(400, "invalid_body", "the request body has invalid fields",
                     {"fields": fields})
@@ -147,7 +137,7 @@ def _self_or_supervisor(request: web.Request, agent_id: str) -> None:
 async def create_agent(request: web.Request) -> web.Response:
     """``POST /api/agents``."""
     require(request, "admin")
-    body = _parse(AgentCreate, await _json_object(request))
+    body = _parse(AgentCreate, await json_object(request))
     _check_queues(request, body.queues)
     new = NewAgent(id=body.id, name=body.name, endpoint=body.endpoint, password=body.password,
                    skills=body.skills, queues=body.queues, wrap_up=body.wrap_up)
@@ -172,7 +162,7 @@ async def update_agent(request: web.Request) -> web.Response:
     """``PATCH /api/agents/{agent_id}``."""
     require(request, "admin")
     agent_id = request.match_info["agent_id"]
-    body = _parse(AgentPatch, await _json_object(request))
+    body = _parse(AgentPatch, await json_object(request))
     changes = body.model_dump(exclude_unset=True)
     if "password" in changes:
         changes["password"] = body.password
@@ -207,7 +197,7 @@ async def call_control(request: web.Request) -> web.Response:
     _self_or_supervisor(request, agent_id)
     target: str | None = None
     if action == "transfer":
-        target = _parse(TransferBody, await _json_object(request)).to
+        target = _parse(TransferBody, await json_object(request)).to
         kind, _, value = target.partition(":")
         if kind == "number" and not E164.match(value):
             raise _invalid({"to": "a number must be E.164: '+' then up to 15 digits"})

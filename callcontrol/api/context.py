@@ -4,7 +4,8 @@ type and the role check. Kept apart from :mod:`callcontrol.api.server` so route 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
 from aiohttp import web
 
@@ -24,3 +25,20 @@ def require(request: web.Request, role: Role) -> Principal:
     if not principal.at_least(role):
         raise ApiError(403, "forbidden", f"this needs the {role} role")
     return principal
+
+
+async def json_object(request: web.Request, allowed: Collection[str] | None = None
+                      ) -> dict[str, Any]:
+    """The request's JSON body, which must be an object (with no field outside ``allowed``,
+    when given); else a 400 error."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the request body must be a JSON object")
+    unknown = set(body) - set(allowed) if allowed is not None else set()
+    if unknown:
+        raise ApiError(400, "invalid_body", f"unknown fields: {', '.join(sorted(unknown))}",
+                       {"allowed": sorted(allowed or ())})
+    return body

@@ -13,24 +13,10 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from callcontrol.api.context import BACKEND, Handler, require
+from callcontrol.api.context import BACKEND, Handler, json_object, require
 from callcontrol.errors import ApiError
 
 _FIELDS = {"state", "until", "reason"}
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "the request body must be a JSON object")
-    unknown = set(body) - _FIELDS
-    if unknown:
-        raise ApiError(400, "invalid_body", f"unknown fields: {', '.join(sorted(unknown))}",
-                       {"allowed": sorted(_FIELDS)})
-    return body
 
 
 def parse_override(
@@ -72,7 +58,7 @@ async def list_overrides(request: web.Request) -> web.Response:
 
 async def set_override(request: web.Request) -> web.Response:
     principal = require(request, "supervisor")
-    state, until, reason = parse_override(await _body(request))
+    state, until, reason = parse_override(await json_object(request, _FIELDS))
     result = request.app[BACKEND].set_schedule_override(
         request.match_info["name"], state, until, reason or f"by {principal.name}"
     )

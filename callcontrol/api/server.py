@@ -10,7 +10,7 @@ from aiohttp import web
 from callcontrol.api.agents_api import AGENT_ROUTES
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.backend import ApiBackend
-from callcontrol.api.context import BACKEND, PRINCIPAL, TOKENS, Handler, require
+from callcontrol.api.context import BACKEND, PRINCIPAL, TOKENS, Handler, json_object, require
 from callcontrol.api.openapi import OPENAPI
 from callcontrol.api.schedules_api import SCHEDULE_ROUTES
 from callcontrol.errors import ApiError, CallControlError
@@ -130,16 +130,7 @@ async def agent_action(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", "an agent token acts only on its own agent")
     reason: str | None = None
     if request.can_read_body:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "invalid_body", "the request body must be a JSON object")
-        unknown = set(body) - {"reason"}
-        if unknown:
-            raise ApiError(400, "invalid_body", f"unknown fields: {', '.join(sorted(unknown))}",
-                           {"allowed": ["reason"]})
+        body = await json_object(request, {"reason"})
         if "reason" in body and not isinstance(body["reason"], str):
             raise ApiError(400, "invalid_body", "reason must be a string")
         reason = body.get("reason")

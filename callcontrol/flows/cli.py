@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -53,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="what the caller does: keys 0-9*#, P (prompt ends), "
                                "T (silence until the timeout), H (hang up), "
                                "R/E (recording with a message / empty)")
-    simulate.add_argument("--var", type=_parse_var, action="append", default=[],
+    simulate.add_argument("--var", type=parse_var, action="append", default=[],
                           metavar="NAME=VALUE", help="set a variable before the start")
     simulate.add_argument("--http-fixture", type=Path, metavar="FILE",
                           help="YAML/JSON list of canned http answers")
@@ -229,25 +227,12 @@ def _simulate(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             services=services,
         )
     )
-    _print_simulation(result.outcome, result.path, result.variables, args.json, out)
+    result.write_report(out, args.json)
     return 0
 
 
-def _print_simulation(
-    outcome: str, path: tuple[str, ...], variables: Mapping[str, Any], as_json: bool,
-    out: TextIO,
-) -> None:
-    if as_json:
-        data = {"outcome": outcome, "path": list(path), "variables": dict(variables)}
-        print(json.dumps(data, default=str, indent=2), file=out)
-        return
-    print("path: " + " -> ".join(path), file=out)
-    print(f"outcome: {outcome}", file=out)
-    for key, value in sorted(variables.items()):
-        print(f"  {key} = {json.dumps(value, default=str)}", file=out)
-
-
-def _parse_var(text: str) -> tuple[str, str]:
+def parse_var(text: str) -> tuple[str, str]:
+    """The ``--var NAME=VALUE`` argument type: ``(NAME, VALUE)``."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"--var takes NAME=VALUE, got {text!r}")

@@ -31,11 +31,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ruamel.yaml import YAML
 
 from callcontrol.callctx import CallerHungUp, CallerInfo, DialRequest, QueueRequest, QueueResult
+from callcontrol.flows.cli import parse_var
 from callcontrol.flows.engine import FlowEngine, FlowServices
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.httpstep import HttpOutcome, HttpRequest
@@ -273,6 +274,17 @@ class SimulationResult:
     timeline: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     media: list[list[str]] = field(default_factory=list)
 
+    def write_report(self, out: TextIO, as_json: bool = False) -> None:
+        """Print the path taken, the outcome and the final variables (or the three as JSON)."""
+        if as_json:
+            data = {"outcome": self.outcome, "path": list(self.path), "variables": self.variables}
+            print(json.dumps(data, default=str, indent=2), file=out)
+            return
+        print("path: " + " -> ".join(self.path), file=out)
+        print(f"outcome: {self.outcome}", file=out)
+        for key, value in sorted(self.variables.items()):
+            print(f"  {key} = {json.dumps(value, default=str)}", file=out)
+
 
 async def run_simulation(
     flow: str,
@@ -306,13 +318,6 @@ async def run_simulation(
     return SimulationResult(result.outcome, result.path, result.variables, call.timeline, media)
 
 
-def _parse_var(text: str) -> tuple[str, Any]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"--var takes NAME=VALUE, got {text!r}")
-    return name, value
-
-
 def load_fixture_file(path: Path) -> FixtureHttp:
     """Read an http fixture file (YAML or JSON: a list of fixtures)."""
     return FixtureHttp.from_data(YAML(typ="safe").load(path.read_text()))
@@ -325,7 +330,7 @@ def simulate_main(args: Sequence[str]) -> int:
     parser.add_argument("flow", help="flow name, or path of a flow file")
     parser.add_argument("--dir", type=Path, default=Path("ivr_flows"), help="flows folder")
     parser.add_argument("--digits", default="", help="caller script: keys, P, T, H, R, E")
-    parser.add_argument("--var", type=_parse_var, action="append", default=[])
+    parser.add_argument("--var", type=parse_var, action="append", default=[])
     parser.add_argument("--http-fixture", type=Path)
     parser.add_argument("--at", type=datetime.fromisoformat, help="clock (ISO, with offset)")
     parser.add_argument("--queue-exit", action="append", default=[])
@@ -355,21 +360,5 @@ def simulate_main(args: Sequence[str]) -> int:
             dial_results=ns.dial_result,
         )
     )
-    if ns.json:
-        print(
-            json.dumps(
-                {
-                    "outcome": result.outcome,
-                    "path": list(result.path),
-                    "variables": result.variables,
-                },
-                default=str,
-                indent=2,
-            )
-        )
-        return 0
-    print("path: " + " -> ".join(result.path))
-    print(f"outcome: {result.outcome}")
-    for key, value in sorted(result.variables.items()):
-        print(f"  {key} = {json.dumps(value, default=str)}")
+    result.write_report(sys.stdout, ns.json)
     return 0

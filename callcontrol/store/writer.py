@@ -33,7 +33,6 @@ from callcontrol.errors import StoreError
 from callcontrol.links import LinkState
 from callcontrol.logging import get_logger
 from callcontrol.store.apply import apply_batch
-from callcontrol.store.db import session_factory
 from callcontrol.store.journal import Journal, JournalReader
 from callcontrol.store.records import Record
 
@@ -64,7 +63,6 @@ class StoreWriter:
         segment_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self._engine = engine
-        self._sessions = session_factory(engine)
         self._journal = Journal(journal_dir, segment_bytes=segment_bytes)
         self._batch_max = batch_max
         self._batch_interval = batch_interval
@@ -247,8 +245,8 @@ class StoreWriter:
             return
 
     async def _commit(self, records: list[Record]) -> None:
-        async with self._sessions() as session, session.begin():
-            await apply_batch(session, records)
+        async with self._engine.begin() as conn:
+            await apply_batch(conn, records)
 
     async def _probe(self) -> None:
         try:

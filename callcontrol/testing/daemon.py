@@ -18,11 +18,12 @@ import aiohttp
 from ruamel.yaml import YAML
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def merge_config(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` deep-merged into it (mappings merge, other values replace)."""
     out = dict(base)
     for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_config(out[key], value)
         else:
             out[key] = value
     return out
@@ -37,11 +38,31 @@ def write_config(source: Path, target: Path, update: Mapping[str, Any]) -> Path:
     data = yaml.load(source.read_text()) or {}
     base = Path(str(data.get("base_dir", ".")))
     data["base_dir"] = str(base if base.is_absolute() else (source.parent / base).resolve())
-    data = _merge(data, update)
+    data = merge_config(data, update)
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w") as fh:
         yaml.dump(data, fh)
     return target
+
+
+class DaemonApi:
+    """The daemon's HTTP API with one bearer token: ``status, body = await api("GET", path)``."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, token: str,
+                 timeout: float = 10.0) -> None:
+        self.session = session
+        self.url = url
+        self.token = token
+        self.timeout = timeout
+
+    async def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """``(status, json)`` of one request to ``path`` (``body`` sent as JSON)."""
+        async with self.session.request(
+            method, f"{self.url}{path}", json=body,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            return resp.status, await resp.json()
 
 
 class DaemonProcess:

@@ -14,7 +14,7 @@ import contextlib
 import json
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,8 @@ import aiohttp
 from callcontrol import audio
 from callcontrol.pbx.testbed import PbxTestbed, start_testbed
 from callcontrol.sipua.client import PeerEvent, SipPeer
-from callcontrol.testing.daemon import DaemonProcess, write_config
+from callcontrol.testing.daemon import DaemonApi, DaemonProcess, write_config
+from callcontrol.testing.waiting import eventually
 
 FLOWS = Path(__file__).parent / "flows_acd"
 CALLER_HZ = 440
@@ -81,21 +82,6 @@ EXTENSIONS = {
 }
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
-                     what: str = "condition") -> Any:
-    """Poll ``check()`` (every 0.1 s) until it returns something truthy; fail after
-    ``timeout`` seconds. For states only observable by asking (database, API)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
-
-
 @dataclass
 class Row:
     """One call_events / agent_events row."""
@@ -119,6 +105,8 @@ class AcdBed:
         self.caller_wav = audio.make_tone_wav(work / "caller-tone.wav", CALLER_HZ, 2.0)
         self.agent_wav = audio.make_tone_wav(work / "agent-tone.wav", AGENT_HZ, 2.0)
         self._session = aiohttp.ClientSession()
+        self.api = DaemonApi(self._session, daemon.url, token, timeout=5)
+        """``(status, json)`` of one API request with the admin token."""
         self._peers = 0
 
     async def close(self) -> None:
@@ -126,15 +114,6 @@ class AcdBed:
         await self._session.close()
 
     # -- HTTP API -----------------------------------------------------------------------------
-
-    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """``(status, json)`` of one API request with the admin token."""
-        async with self._session.request(
-            method, f"{self.daemon.url}{path}", json=body,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=aiohttp.ClientTimeout(total=5),
-        ) as resp:
-            return resp.status, await resp.json()
 
     async def agent(self, agent_id: str) -> dict[str, Any]:
         """One agent as ``GET /api/agents`` shows it."""

@@ -39,7 +39,7 @@ from callcontrol.config import load_config
 from callcontrol.pbx.ports import free_port
 from callcontrol.pbx.testbed import PbxTestbed, start_testbed
 from callcontrol.sipua.client import SipPeer
-from callcontrol.testing.daemon import DaemonProcess, write_config
+from callcontrol.testing.daemon import DaemonProcess, merge_config, write_config
 from callcontrol.testing.postgres import BIN_DIR as PG_BIN_DIR
 from callcontrol.testing.postgres import PrivatePostgres, temp_database
 
@@ -163,17 +163,6 @@ class PlatformDaemons:
         for daemon in self.started:
             with contextlib.suppress(TimeoutError):
                 await daemon.stop(timeout=20.0)
-
-
-def merge_config(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``update`` deep-merged into it (mappings merge, other values replace)."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_config(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ endpoint again. Real Asterisk, the daemon as a child process, pjsua2 peers."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,41 +19,14 @@ from callcontrol.config import load_config
 from callcontrol.pbx.ports import free_port
 from callcontrol.pbx.testbed import PbxTestbed
 from callcontrol.sipua.client import SipPeer, SipPeerError
-from callcontrol.testing.daemon import DaemonProcess, write_config
+from callcontrol.testing.daemon import DaemonApi, DaemonProcess, write_config
+from callcontrol.testing.waiting import eventually
 
 FLOWS = Path(__file__).parent / "flows_agents_api"
 
 
-class Api:
-    """The daemon's HTTP API with one token."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str, token: str) -> None:
-        self.session, self.url, self.token = session, url, token
-
-    async def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with self.session.request(
-            method, f"{self.url}{path}", json=body,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as resp:
-            return resp.status, await resp.json()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy, at most ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture
-async def daemon(pbx: PbxTestbed, tmp_path: Path) -> AsyncIterator[tuple[DaemonProcess, Api]]:
+async def daemon(pbx: PbxTestbed, tmp_path: Path) -> AsyncIterator[tuple[DaemonProcess, DaemonApi]]:
     tokens_file = tmp_path / "tokens.json"
     token = TokenStore(tokens_file).create("test-admin", "admin")
     config = write_config(pbx.config_file, tmp_path / "daemon.yaml", {
@@ -71,13 +43,13 @@ async def daemon(pbx: PbxTestbed, tmp_path: Path) -> AsyncIterator[tuple[DaemonP
     await process.start(timeout=40)
     try:
         async with aiohttp.ClientSession() as session:
-            yield process, Api(session, process.url, token)
+            yield process, DaemonApi(session, process.url, token)
     finally:
         await process.stop()
 
 
 async def test_agent_created_through_the_api_registers_and_takes_a_call(
-    pbx: PbxTestbed, daemon: tuple[DaemonProcess, Api], tmp_path: Path
+    pbx: PbxTestbed, daemon: tuple[DaemonProcess, DaemonApi], tmp_path: Path
 ) -> None:
     process, api = daemon
     password = secrets.token_urlsafe(16)

@@ -40,6 +40,7 @@ from callcontrol.store.queries import call_timeline, find_by_sip_call_id, open_c
 from callcontrol.store.tables import CallEventRow, CallRow
 from callcontrol.testing.daemon import DaemonProcess
 from callcontrol.testing.postgres import PrivatePostgres
+from callcontrol.testing.waiting import eventually
 
 if TYPE_CHECKING:
     from conftest import PlatformDaemons  # tests/integration/conftest.py
@@ -98,15 +99,7 @@ async def hang_up(call: PlacedCall) -> None:
 
 async def wait_until(probe: Callable[[], Awaitable[T | None]], seconds: float, what: str) -> T:
     """Poll ``probe`` every 50 ms until it returns something truthy; fail after ``seconds``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {seconds} s waiting for {what}")
-        await asyncio.sleep(0.05)
+    return await eventually(probe, seconds, what, interval=0.05)
 
 
 async def call_row(store: AsyncEngine, sip_call_id: str) -> CallRow | None:

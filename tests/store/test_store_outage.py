@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,11 @@ from callcontrol.store.db import create_engine
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Record
 from callcontrol.store.writer import StoreWriter
 from callcontrol.testing.postgres import PrivatePostgres
+from callcontrol.testing.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
 OUTAGE_SECONDS = 10.0
-
-
-async def eventually(condition: Callable[[], bool], seconds: float, step: float = 0.01) -> None:
-    """Wait until ``condition()`` holds; fail after ``seconds``."""
-    for _ in range(int(seconds / step)):
-        if condition():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"condition not met within {seconds} s")
 
 
 async def test_records_survive_a_database_outage(
@@ -55,15 +46,15 @@ async def test_records_survive_a_database_outage(
 
     producer = asyncio.create_task(calls_arrive())
     try:
-        await eventually(lambda: writer.link.up and len(appended) > 100, 10)
+        await wait_until(lambda: writer.link.up and len(appended) > 100, 10)
         await asyncio.to_thread(private_pg.stop)
-        await eventually(lambda: not writer.link.up, 10)
+        await wait_until(lambda: not writer.link.up, 10)
         during = len(appended)
         await asyncio.sleep(OUTAGE_SECONDS)  # the outage itself: records keep arriving
         assert len(appended) - during > 1000
         assert writer.pending > 200  # more than the memory queue holds: the journal has them
         await asyncio.to_thread(private_pg.start)
-        await eventually(lambda: writer.link.up, 15)
+        await wait_until(lambda: writer.link.up, 15)
         await asyncio.sleep(0.5)  # and a little more traffic after the recovery
         stop.set()
         await producer

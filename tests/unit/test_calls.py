@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -24,19 +25,44 @@ class MemoryLog:
     def of(self, kind: type[Record]) -> list[Record]:
         return [r for r in self.records if isinstance(r, kind)]
 
+    def closed(self) -> list[CallClosed]:
+        return [r for r in self.records if isinstance(r, CallClosed)]
+
 
 def entered(channel_id: str = "ch1") -> ChannelEntered:
     return ChannelEntered(channel_id=channel_id, args=("inbound", "sip-call-1"),
                           caller_number="+390612345", extension="100", sip_call_id="sip-call-1")
 
 
+Runner = Callable[[CallSession], Awaitable[Outcome]]
+
+
+def start_call(
+    tel: FakeTelephony, log: MemoryLog, router: EventRouter, runner: Runner, **options: float
+) -> tuple[CallManager, CallSession]:
+    """A manager on these fakes running ``runner``, and the session of the call it started."""
+    manager = CallManager(tel, log, router, runner, **options)
+    session = manager.start_inbound(entered())
+    assert session is not None
+    return manager, session
+
+
+async def aborted(runner: Runner, started: asyncio.Event, outcome: Outcome,
+                  reason: str) -> list[CallClosed]:
+    """Abort a call once its runner set ``started``; the final rows written for it."""
+    log = MemoryLog()
+    manager, session = start_call(FakeTelephony(), log, EventRouter(), runner)
+    await asyncio.wait_for(started.wait(), 5)
+    manager.abort(session, outcome, reason)
+    await asyncio.wait_for(manager._tasks[session.call_id], 5)
+    return log.closed()
+
+
 async def run_one(runner, events=()):  # type: ignore[no-untyped-def]
     tel = FakeTelephony()
     log = MemoryLog()
     router = EventRouter()
-    manager = CallManager(tel, log, router, runner, call_max_seconds=2.0)
-    session = manager.start_inbound(entered())
-    assert session is not None
+    manager, session = start_call(tel, log, router, runner, call_max_seconds=2.0)
     for event in events:
         router.post(event)
     await asyncio.wait_for(manager._tasks[session.call_id], 5)
@@ -58,9 +84,7 @@ async def test_normal_call_is_opened_answered_and_closed() -> None:
                                          playback_id=args["playback_id"]))
 
     tel.on_command = on_command
-    manager = CallManager(tel, log, router, runner)
-    session = manager.start_inbound(entered())
-    assert session is not None
+    manager, session = start_call(tel, log, router, runner)
     await asyncio.wait_for(manager._tasks[session.call_id], 5)
     assert tel.names() == ["answer", "play", "hangup"]
     opened = log.of(CallOpened)[0]
@@ -90,7 +114,7 @@ async def test_crash_inside_the_flow_still_writes_a_final_row() -> None:
         raise RuntimeError("boom")
 
     tel, log, _, _ = await run_one(runner)
-    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    closed = log.closed()
     assert [c.outcome for c in closed] == ["failed"]
     assert "hangup" in tel.names()
 
@@ -103,16 +127,7 @@ async def test_abort_closes_with_the_given_outcome() -> None:
         await ctx.next_event(10)
         return "completed"
 
-    tel = FakeTelephony()
-    log = MemoryLog()
-    router = EventRouter()
-    manager = CallManager(tel, log, router, runner)
-    session = manager.start_inbound(entered())
-    assert session is not None
-    await asyncio.wait_for(started.wait(), 5)
-    manager.abort(session, "lost", "pbx restarted")
-    await asyncio.wait_for(manager._tasks[session.call_id], 5)
-    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    closed = await aborted(runner, started, "lost", "pbx restarted")
     assert [(c.outcome, c.reason) for c in closed] == [("lost", "pbx restarted")]
 
 
@@ -122,7 +137,7 @@ async def test_call_has_a_hard_upper_bound() -> None:
             await ctx.next_event(None)
 
     tel, log, _, _ = await run_one(runner)
-    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    closed = log.closed()
     assert closed[0].outcome == "failed" and "maximum duration" in closed[0].reason
     assert "hangup" in tel.names()
 
@@ -139,13 +154,11 @@ async def test_drain_hands_remaining_calls_to_the_dialplan() -> None:
 
     tel = FakeTelephony()
     log = MemoryLog()
-    manager = CallManager(tel, log, EventRouter(), runner)
-    session = manager.start_inbound(entered())
-    assert session is not None
+    manager, _ = start_call(tel, log, EventRouter(), runner)
     await asyncio.wait_for(started.wait(), 5)
     await manager.drain(grace=0.1)
     assert tel.names()[-2:] == ["stop_playback", "continue_in_dialplan"]
-    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    closed = log.closed()
     assert closed[0].outcome == "interrupted"
     assert manager.start_inbound(entered("ch2")) is None
 
@@ -173,15 +186,7 @@ async def test_an_abort_the_flow_swallowed_still_decides_the_outcome() -> None:
             return "completed"
         return "completed"
 
-    tel = FakeTelephony()
-    log = MemoryLog()
-    manager = CallManager(tel, log, EventRouter(), runner)
-    session = manager.start_inbound(entered())
-    assert session is not None
-    await asyncio.wait_for(started.wait(), 5)
-    manager.abort(session, "interrupted", "daemon shutdown")
-    await asyncio.wait_for(manager._tasks[session.call_id], 5)
-    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    closed = await aborted(runner, started, "interrupted", "daemon shutdown")
     assert [(c.outcome, c.reason) for c in closed] == [("interrupted", "daemon shutdown")]
 
 
@@ -193,7 +198,7 @@ async def test_a_pbx_shutdown_hangup_ends_the_call_as_lost() -> None:
     tel, log, _, _ = await run_one(
         runner, [ChannelHungUp(channel_id="ch1", cause=4, pbx_shutdown=True)]
     )
-    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    closed = log.closed()
     assert [c.outcome for c in closed] == ["lost"]
     assert "hangup" not in tel.names()
 
@@ -208,11 +213,9 @@ async def test_a_pbx_shutdown_heard_on_an_agent_leg_also_ends_the_call_as_lost()
 
     log = MemoryLog()
     router = EventRouter()
-    manager = CallManager(FakeTelephony(), log, router, runner)
-    session = manager.start_inbound(entered())
-    assert session is not None
+    manager, session = start_call(FakeTelephony(), log, router, runner)
     session.claim_channel("agent-leg")
     router.post(ChannelHungUp(channel_id="agent-leg", cause=4, pbx_shutdown=True))
     await asyncio.wait_for(manager._tasks[session.call_id], 5)
-    closed = [c for c in log.of(CallClosed) if isinstance(c, CallClosed)]
+    closed = log.closed()
     assert [c.outcome for c in closed] == ["lost"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from callcontrol.store.migrations import upgrade
 from callcontrol.store.queries import call_timeline, recent_calls
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, CallUpdated, Record
 from callcontrol.store.writer import StoreWriter
+from callcontrol.testing.waiting import wait_until
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 
@@ -37,15 +38,6 @@ def call_records(call_id: str, events: int = 3) -> list[Record]:
         ),
         CallClosed(call_id=call_id, outcome="completed", hangup_cause="16", at=at(9)),
     ]
-
-
-async def eventually(condition: Callable[[], bool], seconds: float, step: float = 0.01) -> None:
-    """Wait until ``condition()`` holds; fail after ``seconds``."""
-    for _ in range(int(seconds / step)):
-        if condition():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"condition not met within {seconds} s")
 
 
 @pytest.fixture
@@ -138,7 +130,7 @@ async def test_full_memory_queue_spills_to_the_journal_in_order(
     assert writer.pending == 200
     assert [e["event"] for e in logs] == ["store_queue_full"]
     # the writer is now reading back from the journal...
-    await eventually(lambda: writer.pending <= 150, 10, step=0.001)
+    await wait_until(lambda: writer.pending <= 150, 10, step=0.001)
     for record in records[200:]:  # ...while more records arrive behind it
         writer.append(record)
     async with asyncio.timeout(10):
@@ -157,7 +149,7 @@ async def test_database_unavailable_then_back(tmp_path: Path) -> None:
     try:
         for record in call_records("c1"):
             writer.append(record)
-        await eventually(lambda: writer.link.last_error is not None, 5)
+        await wait_until(lambda: writer.link.last_error is not None, 5)
         assert not writer.link.up
         assert writer.pending == 6
         await upgrade(url)

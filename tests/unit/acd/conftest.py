@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,19 @@ from callcontrol.testing.fake_call import FakeSwitch
 from callcontrol.testing.fake_telephony import FakeTelephony
 
 SECRET = SecretRef(env="UNUSED")
+
+
+class Clock:
+    """A settable clock starting at 2024-05-01 09:00 UTC: ``clock()`` reads it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 class ListLog:

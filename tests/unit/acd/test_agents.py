@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from callcontrol.acd.agents import AgentBoard, AgentState, AgentStateError
 from callcontrol.store.records import AgentEvent
 
-from .conftest import ListLog, agent, wait_for
+from .conftest import Clock, ListLog, agent, wait_for
 
 S = AgentState
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def board(log: ListLog, clock: Clock | None = None) -> AgentBoard:

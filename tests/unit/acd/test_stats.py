@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from callcontrol.acd.agents import AgentState
 from callcontrol.acd.stats import live_stats, period_stats
 
-from .conftest import Harness, agent, queue, wait_for
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from .conftest import Clock, Harness, agent, queue, wait_for
 
 
 async def test_scripted_ten_calls_give_exact_statistics(harness: Harness) -> None:
