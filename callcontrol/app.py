@@ -29,12 +29,13 @@ from callcontrol.acd.directory import NewAgent
 from callcontrol.acd.reports import queue_period_stats
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.server import build_app
-from callcontrol.ari.adapter import translate
+from callcontrol.ari.adapter import IGNORED_EVENTS, translate
 from callcontrol.ari.protocol import AriEvent
 from callcontrol.calls import CallManager
 from callcontrol.config import Config, resolve_secret
 from callcontrol.errors import ApiError
 from callcontrol.events_router import EventRouter
+from callcontrol.fallback_ledger import LedgerFollower
 from callcontrol.logging import configure_logging, get_logger
 from callcontrol.pbx.agents_conf import AgentsInclude
 from callcontrol.pbx.paths import PathMap
@@ -88,6 +89,7 @@ class App:
         self.ari = AriClient(
             ari.url, ari.user, resolve_secret(config, ari.password).get_secret_value(), ari.app,
             request_timeout=ari.request_timeout, reconnect_max_delay=ari.reconnect_max_delay,
+            ignored_events=IGNORED_EVENTS,
         )
         self.telephony = AriTelephony(self.ari)
         ami = config.asterisk.ami
@@ -108,6 +110,7 @@ class App:
         self.headsets = AgentsInclude(pbx_etc_dir, self._reload_pjsip)
         self.directory = AgentDirectory(config, engine, self.acd, self._apply_headsets)
         self.recovery = Recovery(self)
+        self.fallback_ledger = LedgerFollower(self)
         self.tokens = TokenStore(config.path(config.http.tokens_file))
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,6 +165,7 @@ class App:
         """Graceful stop: drain calls, close links, flush the store."""
         log.info("daemon_stopping", calls=self.calls.active)
         await self.calls.drain(self.config.run.shutdown_grace)
+        await self.fallback_ledger.close()
         await self.acd.close()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -111,6 +111,7 @@ class Recovery:
             log.info("stray_channel_hangup", channel_id=channel_id)
             with contextlib.suppress(TelephonyError):
                 await app.telephony.hangup(channel_id)
+        await app.fallback_ledger.resync(startup)  # calls the fallback took while we were down
 
     async def _take_unseen_caller(self, channel: ChannelInfo) -> bool:
         """A caller in our app that no call row knows (the daemon died before it read the

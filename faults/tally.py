@@ -3,12 +3,16 @@
 Each call is put in the phase of the fault during which sipp started it, and in exactly one
 class (so the classes of a phase add up to its attempted calls):
 
-    <outcome>             it has a final row (``ended_at`` and ``outcome``): the outcome
+    <outcome>             it has a final row (``ended_at`` and ``outcome``): the outcome; a
+                          call the dialplan fallback answered while the daemon was not
+                          connected has one too, imported from the fallback ledger
+                          (callcontrol/fallback_ledger.py): ``failed`` (or ``overflow``),
+                          reason "daemon unavailable: handled by the dialplan fallback"
     open                  it has a row, but the row was never closed            -> defect
     no_row_missing        Asterisk handed it to the Stasis app (and not to the fallback
                           because the app was down), yet no row exists          -> defect
-    no_row_app_down       it reached Asterisk while the daemon was not connected: the
-                          dialplan fallback answered it, the daemon never saw it
+    no_row_app_down       the fallback answered it while the daemon was not connected,
+                          yet the ledger import gave it no row                  -> defect
     no_row_not_reached    it never reached Asterisk's dialplan (Asterisk was down)
 
 ``doubled`` counts Call-IDs with more than one row and timeline records stored more than once
@@ -39,7 +43,7 @@ from faults.inject import FaultWindow
 from faults.stasis import StasisEntry
 from faults.stream import SippCall
 
-DEFECT_CLASSES = ("open", "no_row_missing")
+DEFECT_CLASSES = ("open", "no_row_missing", "no_row_app_down")
 TERMINAL_EVENTS = ("call_ended", "recovered")
 
 

@@ -15,6 +15,10 @@ from callcontrol.ari import protocol as ari
 from callcontrol.ari.client import AriClient
 from callcontrol.errors import NotFound
 
+# Frequent ARI events :func:`translate` maps to nothing (about half of a call's events): the
+# client asks Asterisk not to send them (:class:`~callcontrol.ari.client.AriClient`).
+IGNORED_EVENTS = ("ChannelVarset", "ChannelConnectedLine")
+
 # Dial statuses ARI reports while a dial is still in progress; any other non-empty one ends it.
 _DIAL_IN_PROGRESS = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -23,10 +23,11 @@ from callcontrol.ari.protocol import (
     AriEvent,
     Request,
     error_for_status,
+    filter_events,
     list_applications,
     parse_message,
 )
-from callcontrol.errors import PbxUnreachable
+from callcontrol.errors import PbxUnreachable, TelephonyError
 from callcontrol.links import LinkState
 from callcontrol.logging import get_logger
 
@@ -56,7 +57,9 @@ class AriClient:
     """REST and events for one Stasis application on one Asterisk.
 
     Call :meth:`start` inside the running loop, :meth:`close` on shutdown. :attr:`link` tells
-    ``/health`` whether the events socket is up.
+    ``/health`` whether the events socket is up. Event types in ``ignored_events`` are filtered
+    out by Asterisk (the application's event filter, set at every connect): they cost parsing
+    on both sides and their handlers would do nothing with them.
     """
 
     def __init__(
@@ -70,8 +73,10 @@ class AriClient:
         *,
         reconnect_min_delay: float = 0.1,
         heartbeat: float = 5.0,
+        ignored_events: Sequence[str] = (),
     ) -> None:
         self.app = app
+        self._ignored_events = tuple(ignored_events)
         self.link = LinkState("ari")
         self._base = url.rstrip("/")
         self._auth = {"Authorization": aiohttp.encode_basic_auth(user, password)}
@@ -187,6 +192,8 @@ class AriClient:
             self.link.mark_up()
             self._up.set()
             _log.info("ari_connected", app=self.app, reconnects=self.link.reconnects)
+            if self._ignored_events:
+                await self._filter_events()
             for connected in list(self._connected_handlers):
                 await self._guarded(connected())
             async for message in ws:
@@ -200,6 +207,14 @@ class AriClient:
                     break
             reason = "application replaced" if self._replaced else f"closed ({ws.close_code})"
         self._went_down(reason)
+
+    async def _filter_events(self) -> None:
+        """Ask Asterisk not to send the ignored event types; without the filter (an older
+        Asterisk refuses it) they arrive and are dispatched like any other."""
+        try:
+            await self.request(filter_events(self.app, self._ignored_events))
+        except TelephonyError as exc:
+            _log.warning("ari_event_filter_failed", error=describe(exc))
 
     def _went_down(self, reason: str) -> None:
         if self.link.up:

@@ -500,6 +500,12 @@ def get_application(app: str) -> Request:
     return Request("GET", f"/applications/{_seg(app)}")
 
 
+def filter_events(app: str, disallowed: Sequence[str]) -> Request:
+    """``PUT /applications/{app}/eventFilter``: Asterisk stops sending these event types."""
+    body = {"disallowed": [{"type": name} for name in disallowed]}
+    return Request("PUT", f"/applications/{_seg(app)}/eventFilter", json=body)
+
+
 def answer(channel_id: str) -> Request:
     """Answer a channel."""
     return Request("POST", f"/channels/{_seg(channel_id)}/answer")

@@ -106,11 +106,18 @@ async def _scenario(engine: Any, store: StoreWriter) -> None:
     acd.board.restore("a1", "on_call", call_id="talk", queue="q")
     acd.board.restore("a2", "on_call", call_id="ended-long-ago", queue="q")
     calls = CallManager(tel, store, router, no_flow)
+    imports: list[object] = []
+
+    class Ledger:
+        async def resync(self, pbx_started: object) -> None:
+            imports.append(pbx_started)
+
     app = SimpleNamespace(telephony=tel, calls=calls, router=router, store=store,
-                          engine=engine, ari=Ari(), acd=AcdPart(acd))
+                          engine=engine, ari=Ari(), acd=AcdPart(acd), fallback_ledger=Ledger())
 
     await Recovery(app).resync()  # type: ignore[arg-type]
     await store.flush()
+    assert len(imports) == 1  # the fallback ledger is imported at every resync
 
     async def outcome(call_id: str) -> str | None:
         row = await get_call(engine, call_id)
