@@ -107,10 +107,6 @@ class TrackedTelephony:
         self._session.active_playbacks.discard(playback_id)
         await self._inner.stop_playback(playback_id)
 
-    async def record(self, channel_id: str, name: str, **kwargs: Any) -> None:
-        self._session.log("recording_started", name=name, channel_id=channel_id)
-        await self._inner.record(channel_id, name, **kwargs)
-
 
 QueueHandler = Callable[["CallSession", QueueRequest], Awaitable[QueueResult]]
 DialHandler = Callable[["CallSession", DialRequest], Awaitable[str]]
