@@ -145,6 +145,7 @@ class App:
         await self.acd.start()
         await self.directory.start()
         await self.acd.restore_agents(self.engine)  # before recovery adopts their calls
+        await self.acd.restore_callbacks(self.engine, ready=self.ari.wait_connected)
         self.ari.on_connected(self.recovery.resync)
         self.ari.on_event(self._on_ari_event)
         await self.ari.start()

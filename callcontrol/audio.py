@@ -98,6 +98,45 @@ def has_tone(
     return seconds >= min_seconds
 
 
+def tone_seconds_between(
+    path: str | Path,
+    freq_hz: float,
+    start_s: float,
+    end_s: float,
+    *,
+    min_ratio: float = 0.2,
+    window_s: float = 0.1,
+) -> float:
+    """Like :func:`tone_seconds`, over the part of the file from ``start_s`` to ``end_s``
+    (seconds from its start; clipped to the file): for checks per time window of a call."""
+    return sum(
+        seconds for _, seconds, share in tone_windows(path, freq_hz, start_s, end_s, window_s)
+        if share >= min_ratio
+    )
+
+
+def tone_windows(
+    path: str | Path, freq_hz: float, start_s: float = 0.0, end_s: float = math.inf,
+    window_s: float = 0.1,
+) -> list[tuple[float, float, float]]:
+    """``(start, seconds, share)`` of each non-silent window from ``start_s`` to ``end_s``:
+    where the window starts (seconds from the file's start), its length and the share (0..1)
+    of its energy at ``freq_hz``."""
+    samples, rate = read_samples(path)
+    first = max(0, round(start_s * rate))
+    last = len(samples) if end_s == math.inf else min(len(samples), round(end_s * rate))
+    size = max(1, round(window_s * rate))
+    result = []
+    for start in range(first, last - size + 1, size):
+        window = samples[start : start + size]
+        energy = sum(v * v for v in window)
+        if math.sqrt(energy / size) < SILENCE_FLOOR:
+            continue
+        share = 2.0 * _goertzel_power(window, freq_hz, rate) / (size * energy)
+        result.append((start / rate, size / rate, min(share, 1.0)))
+    return result
+
+
 def make_tone_wav(
     path: str | Path,
     freq_hz: float,
@@ -132,17 +171,8 @@ def _rms(samples: list[float]) -> float:
 
 def _window_shares(path: str | Path, freq_hz: float, window_s: float) -> list[tuple[float, float]]:
     """(tone share, window seconds) for each non-silent window of the file."""
-    samples, rate = read_samples(path)
-    size = max(1, round(window_s * rate))
-    result = []
-    for start in range(0, len(samples) - size + 1, size):
-        window = samples[start : start + size]
-        energy = sum(v * v for v in window)
-        if math.sqrt(energy / size) < SILENCE_FLOOR:
-            continue
-        share = 2.0 * _goertzel_power(window, freq_hz, rate) / (size * energy)
-        result.append((min(share, 1.0), size / rate))
-    return result
+    return [(share, seconds) for _, seconds, share in tone_windows(path, freq_hz,
+                                                                    window_s=window_s)]
 
 
 def _goertzel_power(window: list[float], freq_hz: float, rate: int) -> float:

@@ -219,6 +219,8 @@ class AcdConfig(_Model):
     trunks: dict[str, str] = Field(default_factory=dict)
     # Headset passwords of agents added through the HTTP API: one mode-0600 file per agent.
     agent_secrets_dir: Path = Path("var/agent-secrets")
+    # Seed of the ``random`` queue strategy's generator (tests); unset: a fresh random order.
+    random_seed: int | None = None
 
 
 class CallerSourceConfig(_Model):

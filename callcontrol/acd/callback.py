@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from callcontrol.acd.router import Acd
 
 
+def callback_bridge_id(call_id: str) -> str:
+    """The bridge of a callback's agent and customer (named after the call that asked)."""
+    return f"{call_id}-callback"
+
+
 class CallbackRunner:
     """The ACD's callback tasks and the inboxes of their channels."""
 
@@ -76,14 +81,14 @@ class CallbackRunner:
         attempt = entry.callback_attempts + 1
         base = f"{entry.call_id}-cb{attempt}-{agent_id}"
         agent_leg, customer_leg = f"{base}-agent", f"{base}-customer"
-        bridge_id = f"{entry.call_id}-callback"
+        bridge_id = callback_bridge_id(entry.call_id)
         inbox: asyncio.Queue[TelephonyEvent] = asyncio.Queue()
         self._inboxes[agent_leg] = self._inboxes[customer_leg] = inbox
         created: list[str] = []
         bridged_at: float | None = None
         loop = asyncio.get_running_loop()
         acd.log_call(entry.call_id, "callback_attempt", queue=entry.queue, agent_id=agent_id,
-                     attempt=attempt, number=entry.callback_number)
+                     entry_id=entry.entry_id, attempt=attempt, number=entry.callback_number)
         try:
             created.append(agent_leg)
             await tel.create_channel(f"PJSIP/{agent.config.endpoint}", agent_leg,

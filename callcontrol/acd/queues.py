@@ -3,7 +3,8 @@
 Order: higher caller priority first, then earlier entry time, then arrival sequence. The entry
 time is given by the caller of :meth:`WaitingLine.add`, so an entry adopted after a daemon restart
 keeps its original place. A callback entry is the same entry after its caller hung up: it keeps
-its place, with the number to call back. Entries for the same number in the same queue are
+its place, with the number to call back (a restarted daemon puts pending callbacks back at
+theirs: :meth:`WaitingLine.put_back_callback`). Entries for the same number in the same queue are
 merged, keeping the better place.
 """
 
@@ -126,6 +127,36 @@ class WaitingLine:
                 self._entries.remove(entry)
                 self._insert(entry)
         return duplicate
+
+    def put_back_callback(
+        self,
+        call_id: str,
+        number: str,
+        entered_at: datetime,
+        *,
+        entry_id: str,
+        priority: int = 0,
+        skills: Mapping[str, int] | None = None,
+        attempts: int = 0,
+        not_before: datetime | None = None,
+    ) -> tuple[QueueEntry, QueueEntry | None]:
+        """Put a pending callback of a previous daemon back at its place (never refused: it
+        held that place already); returns it and a callback entry for the same number merged
+        into it (the better place is kept)."""
+        entry = QueueEntry(
+            queue=self.name, call_id=call_id, channel_id=None, number=number,
+            priority=priority, entered_at=entered_at, seq=next(self._seq),
+            skills=dict(skills or {}), entry_id=entry_id, callback_number=number,
+            callback_attempts=attempts, not_before=not_before,
+        )
+        duplicate = self._callback_for(number)
+        if duplicate is not None:
+            self._entries.remove(duplicate)
+            if duplicate.sort_key() < entry.sort_key():
+                entry.priority, entry.entered_at, entry.seq = (
+                    duplicate.priority, duplicate.entered_at, duplicate.seq)
+        self._insert(entry)
+        return entry, duplicate
 
     def remove(self, entry: QueueEntry) -> bool:
         """Take an entry out of line; False when it was not there."""

@@ -85,6 +85,7 @@ class Acd:
         self._connections: dict[str, str] = {}  # agent id -> caller channel while bridged
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._callbacks_held = False
         self.callbacks = CallbackRunner(self)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -107,6 +108,16 @@ class Acd:
     def wake(self) -> None:
         """Ask the router to match callers and agents again."""
         self._wake.set()
+
+    def hold_callbacks(self) -> None:
+        """Offer no agent to callback entries until :meth:`release_callbacks` (a restarted
+        daemon holds the callbacks it put back until the PBX link is up)."""
+        self._callbacks_held = True
+
+    def release_callbacks(self) -> None:
+        """Route callback entries again."""
+        self._callbacks_held = False
+        self.wake()
 
     # -- what a waiting caller's task calls -------------------------------------------------
 
@@ -151,9 +162,7 @@ class Acd:
             self.log_call(call_id, "queue_refused", queue=queue, reason="overflow")
             raise
         if merged is not None:
-            self.callbacks.cancel(merged)
-            self.log_call(merged.call_id, "callback_merged", queue=queue,
-                          entry_id=merged.entry_id, into_call_id=call_id)
+            self._merged(merged, call_id)
         self.log_call(call_id, "queue_entered", **{
             **(details or {}), "queue": queue, "entry_id": entry.entry_id,
             "priority": entry.priority, "entered_at": entry.entered_at.isoformat()})
@@ -177,11 +186,48 @@ class Acd:
         ``queue_entered``. Raises :class:`QueueFull` when the line is full."""
         config = self.queue_config(queue)
         required = {**config.skills, **(skills or {})}
-        entry, _ = self.lines[queue].add(call_id, channel_id, number, entered_at,
-                                         priority=priority, skills=required)
+        entry, merged = self.lines[queue].add(call_id, channel_id, number, entered_at,
+                                              priority=priority, skills=required)
         entry.entry_id = entry_id
+        if merged is not None:
+            self._merged(merged, call_id)
         self.log_call(call_id, "queue_readmitted", queue=queue, entry_id=entry_id,
                       priority=entry.priority, entered_at=entry.entered_at.isoformat(),
+                      position=self.position(entry))
+        self.wake()
+        return entry
+
+    def restore_callback(
+        self,
+        queue: str,
+        call_id: str,
+        number: str,
+        *,
+        entry_id: str,
+        entered_at: datetime,
+        priority: int = 0,
+        skills: Mapping[str, int] | None = None,
+        attempts: int = 0,
+        not_before: datetime | None = None,
+    ) -> QueueEntry:
+        """Put a pending callback of a previous daemon back at its original place, with the
+        attempts it already had (see :mod:`callcontrol.acd.callback_store`): logged as
+        ``callback_restored``. A callback for the same number already in line is merged."""
+        config = self.queue_config(queue)
+        required = {**config.skills, **(skills or {})}
+        line = self.lines[queue]
+        for existing in line:
+            if existing.entry_id == entry_id:  # put back already
+                return existing
+        entry, merged = line.put_back_callback(
+            call_id, number, entered_at, entry_id=entry_id, priority=priority, skills=required,
+            attempts=attempts, not_before=not_before)
+        if merged is not None:
+            self._merged(merged, call_id)
+        self.log_call(call_id, "callback_restored", queue=queue, entry_id=entry_id,
+                      number=number, priority=entry.priority,
+                      entered_at=entry.entered_at.isoformat(), attempts=attempts,
+                      not_before=not_before.isoformat() if not_before else None,
                       position=self.position(entry))
         self.wake()
         return entry
@@ -223,7 +269,7 @@ class Acd:
             entry.tried.add(agent_id)
             self.board.ring_failed(agent_id, self.lines[entry.queue].config.max_no_answer)
             self.log_call(entry.call_id, "agent_no_answer", queue=entry.queue,
-                          agent_id=agent_id)
+                          agent_id=agent_id, entry_id=entry.entry_id)
         self.wake()
 
     def answered(self, entry: QueueEntry, agent_id: str, caller_channel: str) -> float:
@@ -263,18 +309,22 @@ class Acd:
         self.wake()
 
     def request_callback(self, entry: QueueEntry, number: str) -> None:
-        """The caller confirmed a callback: the entry keeps its place with ``number``."""
+        """The caller confirmed a callback: the entry keeps its place with ``number``.
+
+        ``callback_requested`` records the place (after a merge) and the required skills: all
+        a restarted daemon needs to put the callback back (:mod:`~callcontrol.acd.
+        callback_store`).
+        """
         self._release_offer(entry)
         wait_s = round(entry.wait_seconds(self.clock()), 3)
         duplicate = self.lines[entry.queue].to_callback(entry, number)
         self.log_call(entry.call_id, "queue_left", queue=entry.queue, reason="callback",
                       entry_id=entry.entry_id, wait_s=wait_s)
         self.log_call(entry.call_id, "callback_requested", queue=entry.queue,
-                      entry_id=entry.entry_id, number=number)
+                      entry_id=entry.entry_id, number=number, priority=entry.priority,
+                      entered_at=entry.entered_at.isoformat(), skills=dict(entry.skills))
         if duplicate is not None:
-            self.callbacks.cancel(duplicate)
-            self.log_call(duplicate.call_id, "callback_merged", queue=entry.queue,
-                          entry_id=duplicate.entry_id, into_call_id=entry.call_id)
+            self._merged(duplicate, entry.call_id)
         self.wake()
 
     def callback_connected(self, entry: QueueEntry, agent_id: str) -> None:
@@ -380,6 +430,12 @@ class Acd:
             raise AgentStateError(f"agent {agent_id} is not bridged with a caller")
         return channel
 
+    def _merged(self, merged: QueueEntry, into_call_id: str) -> None:
+        """A callback entry was merged into another entry for the same number."""
+        self.callbacks.cancel(merged)
+        self.log_call(merged.call_id, "callback_merged", queue=merged.queue,
+                      entry_id=merged.entry_id, into_call_id=into_call_id)
+
     def _release_offer(self, entry: QueueEntry) -> None:
         agent_id, entry.offered_to = entry.offered_to, None
         if agent_id is not None and self.board.agents[agent_id].state is AgentState.RINGING:
@@ -409,7 +465,8 @@ class Acd:
         entries: list[QueueEntry] = []
         for line in self.lines.values():
             for entry in line:
-                if entry.offered_to is not None:
+                if entry.offered_to is not None or (entry.is_callback
+                                                    and self._callbacks_held):
                     continue
                 if entry.not_before is not None and entry.not_before > now:
                     due.append((entry.not_before - now).total_seconds())

@@ -8,8 +8,9 @@ router, AMI contact status, headset feature codes and the HTTP API.
     ChannelEntered("feature", CODE, ENDPOINT) --> start_feature_code --> owned task:
                                            answer, board.feature_code, confirmation, hang up
     AMI ContactStatus / (re)connect    --> board.set_reachable(endpoint, reachable)
-    daemon restart                     --> restore_agents (start), adoption (recovery):
-                                           callcontrol.acd.adopt
+    daemon restart                     --> restore_agents, restore_callbacks (start),
+                                           adoption (recovery): callcontrol.acd.adopt,
+                                           callcontrol.acd.callback_store
 
 Every task here is owned by :class:`AcdService` and cancelled by :meth:`AcdService.close`.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -29,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption, restore_agents
 from callcontrol.acd.agents import BUSY_STATES, AgentState, AgentStateError
+from callcontrol.acd.callback import callback_bridge_id
+from callcontrol.acd.callback_store import RestoredCallbacks, restore_callbacks
 from callcontrol.acd.connect import serve_in_queue
 from callcontrol.acd.events import leg_answered, leg_failed
 from callcontrol.acd.router import Acd
@@ -163,7 +166,7 @@ class AcdService:
             config.agents, config.queues, log=self.today, post=self._post,
             telephony=_CallbackTelephony(telephony, self._claim_callback_leg,
                                          self._release_callback_leg),
-            settings=config.acd, clock=clock,
+            settings=config.acd, clock=clock, seed=config.acd.random_seed,
         )
         self._endpoints = {a.endpoint for a in config.agents}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -230,6 +233,32 @@ class AcdService:
     async def restore_agents(self, engine: AsyncEngine) -> dict[str, str]:
         """At start: every agent back in its last journaled state."""
         return await restore_agents(engine, self.acd.board)
+
+    async def restore_callbacks(
+        self, engine: AsyncEngine, *, ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> int:
+        """At start, after the agents: the callbacks a previous daemon left pending back in
+        line at their places (callcontrol.acd.callback_store); returns how many. They are
+        offered agents only once ``ready()`` returned (the PBX link is up) and the bridges of
+        attempts the restart cut are gone."""
+        self.acd.hold_callbacks()
+        try:
+            restored = await restore_callbacks(engine, self.acd)
+        except BaseException:
+            self.acd.release_callbacks()
+            raise
+        self._own(self._release_callbacks(restored, ready), "acd-callbacks-release")
+        return len(restored.entries)
+
+    async def _release_callbacks(
+        self, restored: RestoredCallbacks, ready: Callable[[], Awaitable[None]] | None,
+    ) -> None:
+        if ready is not None:
+            await ready()
+        for call_id in restored.interrupted:  # else a new attempt could not create it
+            with contextlib.suppress(TelephonyError):
+                await self.telephony.destroy_bridge(callback_bridge_id(call_id))
+        self.acd.release_callbacks()
 
     def adoption(
         self, *, call_id: str, caller_channel: str, caller_number: str,

@@ -4,7 +4,9 @@ ACD scenarios, pjsua2 headsets and callers, and read access to the daemon's data
 Every scenario has its own queue and agents (see :data:`AGENTS` and :data:`QUEUES`), so the
 daemon runs once for the whole module and scenarios never see each other's calls. The flow
 ``flows_acd/acd.yaml`` sends each extension to one queue step and tags the call with the exit
-taken (``exit_timeout``, ``exit_no_agents``, ``exit_full``, ``exit_after``).
+taken (``exit_timeout``, ``exit_no_agents``, ``exit_full``, ``exit_after``);
+``flows_acd/acd_more.yaml`` does the same for the scenarios of tests/integration/
+test_acd_more_live.py (:data:`MORE_AGENTS`, :data:`MORE_QUEUES`, :data:`MORE_EXTENSIONS`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,46 @@ AGENTS: dict[str, dict[str, Any]] = {
     "y1": {"queues": []},  # a second caller identity: a headset calling the hotline
     "d1": {"queues": [], "wrap_up": 1},  # reached by a flow's dial step
 }
+
+MORE_AGENTS: dict[str, dict[str, Any]] = {
+    "x1": {"queues": ["xa"], "wrap_up": 2},  # blind transfer to another queue ...
+    "x2": {"queues": ["xb"]},  # ... whose agent takes the caller
+    "x4": {"queues": ["xc"], "wrap_up": 2},  # blind transfer to another agent ...
+    "x3": {"queues": [], "wrap_up": 1},  # ... this one
+    "k1": {"queues": ["ho"]},  # hold / unhold
+    "g1": {"queues": ["rr"]},  # round_robin (member order g1, g2, g3)
+    "g2": {"queues": ["rr"]},
+    "g3": {"queues": ["rr"]},
+    "w1": {"queues": ["fc"]},  # fewest_calls
+    "w2": {"queues": ["fc"]},
+    "w3": {"queues": ["fc"]},
+    "z1": {"queues": ["rnd"]},  # random (seeded: RANDOM_SEED)
+    "z2": {"queues": ["rnd"]},
+    "z3": {"queues": ["rnd"]},
+    "a1": {"queues": ["an"]},  # position / estimated wait announcements
+    "v1": {"queues": ["sv"]},  # statistics through GET /api/queues/{name}/stats
+}
+
+MORE_QUEUES: dict[str, dict[str, Any]] = {
+    "xa": {"ring_timeout": 5, "wrap_up": 0.5},
+    "xb": {"ring_timeout": 5, "wrap_up": 0.5},
+    "xc": {"ring_timeout": 5, "wrap_up": 0.5},
+    "ho": {"ring_timeout": 5, "wrap_up": 0.5},
+    "rr": {"strategy": "round_robin", "ring_timeout": 5, "wrap_up": 0},
+    "fc": {"strategy": "fewest_calls", "ring_timeout": 5, "wrap_up": 0},
+    "rnd": {"strategy": "random", "ring_timeout": 5, "wrap_up": 0},
+    "an": {"announce_position": 10, "ring_timeout": 5, "wrap_up": 0},
+    "sv": {"max_wait": 4, "max_length": 2, "short_abandon": 1.5, "service_level": 2,
+           "ring_timeout": 5, "wrap_up": 1},
+}
+
+MORE_EXTENSIONS = {
+    "xa": "230", "xc": "231", "ho": "232", "rr": "233", "fc": "234", "rnd": "235", "an": "236",
+    "sv": "237",
+}
+
+RANDOM_SEED = 4
+"""The seed of the daemon's ``random`` strategy (``acd.random_seed``)."""
 
 QUEUES: dict[str, dict[str, Any]] = {
     "li": {"ring_timeout": 3, "wrap_up": 1},
@@ -271,7 +313,8 @@ class AcdBed:
 
     async def call(self, peer: SipPeer, queue_key: str, *, record: Path | None = None) -> str:
         """Dial the extension of a scenario and wait until the daemon answers."""
-        call = await peer.call(self.uri(EXTENSIONS[queue_key]), play_wav=self.caller_wav,
+        extension = {**EXTENSIONS, **MORE_EXTENSIONS}[queue_key]
+        call = await peer.call(self.uri(extension), play_wav=self.caller_wav,
                                record_wav=record)
         await peer.wait_for("confirmed", 10, call_id=call)
         return call
@@ -297,14 +340,16 @@ def max_concurrent_calls(events: list[PeerEvent]) -> int:
 
 def _derived_config(bed: PbxTestbed, work: Path) -> Path:
     source = json.loads(bed.config_file.read_text())
-    agents = [{**agent, **AGENTS[agent["id"]]} for agent in source["agents"]]
+    settings = {**AGENTS, **MORE_AGENTS}
+    agents = [{**agent, **settings[agent["id"]]} for agent in source["agents"]]
     update = {
         "agents": agents,
-        "queues": QUEUES,
+        "queues": {**QUEUES, **MORE_QUEUES},
         "acd": {"callback_retry_delay": 2, "callback_ring_timeout": 10,
-                "callback_endpoint": "PJSIP/{number}"},
+                "callback_endpoint": "PJSIP/{number}", "random_seed": RANDOM_SEED},
         "flows": {"dir": str(FLOWS), "watch": False,
-                  "routes": {ext: "acd" for ext in EXTENSIONS.values()}},
+                  "routes": {**{ext: "acd" for ext in EXTENSIONS.values()},
+                             **{ext: "acd_more" for ext in MORE_EXTENSIONS.values()}}},
         "database": {"url": f"sqlite+aiosqlite:///{work / 'acd.db'}",
                      "journal_dir": str(work / "acd-journal")},
     }
@@ -314,7 +359,7 @@ def _derived_config(bed: PbxTestbed, work: Path) -> Path:
 @contextlib.asynccontextmanager
 async def running_bed(work: Path, name: str) -> AsyncIterator[AcdBed]:
     """Start Asterisk and the daemon for the ACD scenarios; stop both afterwards."""
-    pbx = await start_testbed(work, name, agent_ids=tuple(AGENTS))
+    pbx = await start_testbed(work, name, agent_ids=(*AGENTS, *MORE_AGENTS))
     try:
         config_file = _derived_config(pbx, work)
         cli = await asyncio.create_subprocess_exec(
