@@ -443,9 +443,9 @@ class _QueueSession:
                 self.hold_s += self.loop.time() - self.hold_since
                 self.hold_since = None
             assert self.agent_id is not None
+            talk_s = self.loop.time() - self.talking_since - self.hold_s  # hold apart
             self.acd.call_ended(self.ctx.call_id, self.entry.queue, self.agent_id,
-                                by=self.end_by, talk_s=self.loop.time() - self.talking_since,
-                                hold_s=self.hold_s)
+                                by=self.end_by, talk_s=talk_s, hold_s=self.hold_s)
             self.talking_since = None
         elif not self.entry_kept:
             self.acd.leave(self.entry, self.leave_reason, **self.leave_data)
