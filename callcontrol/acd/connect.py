@@ -139,6 +139,19 @@ async def resume_talking(
     return await session.run(stage)
 
 
+def estimated_wait_media(seconds: float | None) -> list[str]:
+    """"The estimated hold time is currently N minutes" (under a minute: "less than 1
+    minute"), from Asterisk's stock queue sounds; nothing while there is no estimate yet."""
+    if seconds is None:
+        return []
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return ["sound:queue-holdtime", "sound:queue-less-than", "number:1",
+                "sound:queue-minute"]
+    unit = "sound:queue-minute" if minutes == 1 else "sound:queue-minutes"
+    return ["sound:queue-holdtime", f"number:{minutes}", unit]
+
+
 class _QueueSession:
     """The state of one caller's stay in one queue (owned by the caller's task)."""
 
@@ -249,11 +262,13 @@ class _QueueSession:
 
     async def _announce(self) -> None:
         position = self.acd.position(self.entry)
-        media = ["sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting"]
+        estimate = self.acd.estimated_wait(self.entry.queue)
+        media = ["sound:queue-thereare", f"number:{position}", "sound:queue-callswaiting",
+                 *estimated_wait_media(estimate)]
         if self.request.callback and self.entry.number:
             media += self.config.callback_prompt
         self.ctx.log("queue_announced", queue=self.entry.queue, position=position,
-                     estimated_wait_s=self.acd.estimated_wait(self.entry.queue))
+                     estimated_wait_s=estimate)
         await self._play(media)
 
     async def _offer_callback(self) -> QueueResult | None:

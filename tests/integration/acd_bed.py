@@ -88,7 +88,7 @@ MORE_QUEUES: dict[str, dict[str, Any]] = {
     # a short wrap-up: a headset reports a call ended once its recording is on disk, which can
     # come after the next call rang when the agent is offered again at once
     "rnd": {"strategy": "random", "ring_timeout": 5, "wrap_up": 0.5},
-    "an": {"announce_position": 10, "ring_timeout": 5, "wrap_up": 0},
+    "an": {"announce_position": 15, "ring_timeout": 5, "wrap_up": 0},
     "sv": {"max_wait": 4, "max_length": 2, "short_abandon": 1.5, "service_level": 2,
            "ring_timeout": 5, "wrap_up": 1},
 }

@@ -274,3 +274,15 @@ async def test_transfer_to_another_queue(harness: Harness) -> None:
     result = await asyncio.wait_for(task, 2)
     assert result.exit == "after" and result.agent_id == "b1"
     assert result.data["transferred_from"] == "a1"
+
+
+def test_estimated_wait_is_spoken_in_minutes() -> None:
+    from callcontrol.acd.connect import estimated_wait_media
+
+    assert estimated_wait_media(None) == []
+    assert estimated_wait_media(20) == ["sound:queue-holdtime", "sound:queue-less-than",
+                                        "number:1", "sound:queue-minute"]
+    assert estimated_wait_media(70) == ["sound:queue-holdtime", "number:1",
+                                        "sound:queue-minute"]
+    assert estimated_wait_media(400) == ["sound:queue-holdtime", "number:7",
+                                         "sound:queue-minutes"]
