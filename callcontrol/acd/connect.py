@@ -45,6 +45,7 @@ from callcontrol.acd.router import Acd
 from callcontrol.callctx import CallContext, CallerHungUp, DialRequest, QueueRequest, QueueResult
 from callcontrol.config import QueueConfig
 from callcontrol.errors import TelephonyError
+from callcontrol.store.records import new_id
 from callcontrol.telephony import (
     ChannelEntered,
     DtmfReceived,
@@ -305,7 +306,9 @@ class _QueueSession:
         agent = self.acd.board.get(agent_id)
         self.legs += 1
         self.agent_id = agent_id
-        self.agent_leg = f"{self.ctx.call_id}-agent-{self.legs}"
+        # unique per leg, not per queue session: after a transfer to another queue the old
+        # agent leg's late hang-up events must not be taken for the new leg's
+        self.agent_leg = f"{self.ctx.call_id}-agent-{self.legs}-{new_id()[:8]}"
         self.ring_deadline = self.loop.time() + self.config.ring_timeout
         self.ctx.claim_channel(self.agent_leg)
         try:
