@@ -89,6 +89,23 @@ def percentiles(values: Iterable[float]) -> dict[str, float | None]:
 AmiEvent = dict[str, str]
 
 
+
+async def read_ami_message(reader: asyncio.StreamReader) -> AmiEvent:
+    """One AMI message (``Key: value`` lines up to a blank line) from a raw AMI stream."""
+    message: AmiEvent = {}
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("AMI closed the connection")
+        text = line.decode(errors="replace").rstrip("\r\n")
+        if not text:
+            if message:
+                return message
+            continue
+        key, _, value = text.partition(":")
+        message[key.strip()] = value.strip()
+
+
 class AmiRecorder:
     """A plain AMI session that keeps the events named in ``wanted`` (with ``Timestamp``)."""
 
@@ -117,18 +134,7 @@ class AmiRecorder:
         self._task = asyncio.get_running_loop().create_task(self._read(reader))
 
     async def _read_message(self, reader: asyncio.StreamReader) -> AmiEvent:
-        message: AmiEvent = {}
-        while True:
-            line = await reader.readline()
-            if not line:
-                raise ConnectionError("AMI closed the connection")
-            text = line.decode(errors="replace").rstrip("\r\n")
-            if not text:
-                if message:
-                    return message
-                continue
-            key, _, value = text.partition(":")
-            message[key.strip()] = value.strip()
+        return await read_ami_message(reader)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while True:

@@ -14,6 +14,8 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from bench.measure import read_ami_message
+
 
 @dataclass
 class StasisEntry:
@@ -68,12 +70,12 @@ class StasisRecorder:
                 opened.write(f"Action: Login\r\nUsername: {self.user}\r\nSecret: {self.secret}"
                              "\r\nEvents: dialplan\r\n\r\n".encode())
                 await opened.drain()
-                reply = await asyncio.wait_for(_read_message(reader), 5)
+                reply = await asyncio.wait_for(read_ami_message(reader), 5)
                 if reply.get("Response") != "Success":
                     raise ConnectionError(f"AMI login refused: {reply.get('Message')}")
                 self._connected.set()
                 while True:
-                    self._take(await _read_message(reader))
+                    self._take(await read_ami_message(reader))
             except (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError):
                 if self._connected.is_set():
                     self.disconnects += 1
@@ -96,16 +98,3 @@ class StasisRecorder:
             self.entries[uid].fallback_status = data.rsplit("=", 1)[1].strip() or "none"
 
 
-async def _read_message(reader: asyncio.StreamReader) -> dict[str, str]:
-    message: dict[str, str] = {}
-    while True:
-        line = await reader.readline()
-        if not line:
-            raise ConnectionError("AMI closed the connection")
-        text = line.decode(errors="replace").rstrip("\r\n")
-        if not text:
-            if message:
-                return message
-            continue
-        key, _, value = text.partition(":")
-        message[key.strip()] = value.strip()
