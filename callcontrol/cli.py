@@ -15,14 +15,15 @@ from callcontrol.errors import CallControlError
 DEFAULT_CONFIG = Path(os.environ.get("CALLCONTROL_CONFIG", "config/callcontrol.yaml"))
 
 
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(Path(args.config))
+def _config(args: argparse.Namespace, *, secrets: bool = False) -> Config:
+    """The config; only the daemon needs its secrets (tools work without its environment)."""
+    return load_config(Path(args.config), read_secrets=secrets)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from callcontrol.app import run_daemon
 
-    return run_daemon(_config(args))
+    return run_daemon(_config(args, secrets=True))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -70,9 +71,7 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 def cmd_flows(args: argparse.Namespace) -> int:
     from callcontrol.flows import cli as flows_cli
 
-    # flows tools need no secrets: they must work without the daemon's environment
-    config = load_config(Path(args.config), read_secrets=False)
-    return flows_cli.main(args, config)
+    return flows_cli.main(args, _config(args))
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
