@@ -6,12 +6,13 @@ simulator implements it with a fake telephony. A context belongs to one call tas
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from callcontrol.telephony import Telephony, TelephonyEvent
+from callcontrol.telephony import PlaybackFinished, Telephony, TelephonyEvent
 
 
 class CallerHungUp(Exception):
@@ -110,3 +111,19 @@ class CallContext(Protocol):
     async def dial(self, request: DialRequest) -> str:
         """Connect the caller to another party; returns ``next``, ``busy``, ``no_answer`` or
         ``failed``."""
+
+
+async def play_and_wait(
+    ctx: CallContext, media: Sequence[str], playback_id: str, timeout: float = 30.0
+) -> None:
+    """Play ``media`` to the caller and wait until it ends or ``timeout`` seconds pass (for
+    prompts played outside a flow step: apologies, goodbyes)."""
+    await ctx.telephony.play(ctx.channel_id, media, playback_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (left := deadline - loop.time()) > 0:
+        event = await ctx.next_event(left)
+        if event is None or (
+            isinstance(event, PlaybackFinished) and event.playback_id == playback_id
+        ):
+            break

@@ -47,8 +47,6 @@ from callcontrol.telephony import (
     ChannelEntered,
     ChannelHungUp,
     ChannelLeftApp,
-    ChannelStateChanged,
-    DialEnded,
     PlaybackFinished,
     Telephony,
     TelephonyEvent,
@@ -165,6 +163,8 @@ class CallSession:
                 event = await asyncio.wait_for(self.inbox.get(), timeout)
             except TimeoutError:
                 return None
+        if isinstance(event, PlaybackFinished):
+            self.active_playbacks.discard(event.playback_id)
         if isinstance(event, AbortCall):
             if event.hand_to_dialplan:
                 await self.hand_to_dialplan()
@@ -253,21 +253,6 @@ class CallSession:
 async def _quietly(aw: Awaitable[None]) -> None:
     with contextlib.suppress(TelephonyError):
         await aw
-
-
-async def play_and_wait(ctx: CallSession, media: Sequence[str], timeout: float = 30.0) -> None:
-    """Play ``media`` to the caller and wait until it ends (used outside flows)."""
-    playback_id = ctx.next_playback_id()
-    await ctx.telephony.play(ctx.channel_id, media, playback_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (left := deadline - loop.time()) > 0:
-        event = await ctx.next_event(left)
-        if event is None:
-            break
-        if isinstance(event, PlaybackFinished) and event.playback_id == playback_id:
-            break
-    ctx.active_playbacks.discard(playback_id)
 
 
 class CallManager:
@@ -431,13 +416,6 @@ class CallManager:
             structlog.contextvars.clear_contextvars()
             log.info("call_closed", call_id=session.call_id, outcome=outcome)
 
-    def session_for_channel(self, channel_id: str) -> CallSession | None:
-        """The session whose caller channel is ``channel_id``."""
-        for session in self.sessions.values():
-            if session.channel_id == channel_id:
-                return session
-        return None
-
     def abort(self, session: CallSession, outcome: Outcome, reason: str,
               hand_to_dialplan: bool = False) -> None:
         """Make a call end with ``outcome`` at its next wait."""
@@ -475,8 +453,3 @@ def caller_info(number: str, name: str) -> CallerInfo:
     return CallerInfo(number=number, name=name, e164=e164, withheld=withheld)
 
 
-def is_answered(event: TelephonyEvent) -> bool:
-    """Whether ``event`` says a dialed channel was answered."""
-    return (isinstance(event, ChannelStateChanged) and event.state == "Up") or (
-        isinstance(event, DialEnded) and event.status == "ANSWER"
-    )

@@ -40,8 +40,8 @@ from callcontrol.acd.agents import AgentBoard, AgentStateError
 from callcontrol.acd.connect import request_from_details, resume_talking, resume_waiting
 from callcontrol.acd.queues import QueueEntry, QueueFull
 from callcontrol.acd.router import Acd
-from callcontrol.callctx import QueueRequest, QueueResult
-from callcontrol.calls import CallSession, FlowRunner, caller_info, play_and_wait
+from callcontrol.callctx import QueueRequest, QueueResult, play_and_wait
+from callcontrol.calls import CallSession, FlowRunner, caller_info
 from callcontrol.logging import get_logger
 from callcontrol.store.db import session_factory
 from callcontrol.store.records import Outcome
@@ -191,7 +191,7 @@ async def _end(ctx: CallSession, result: QueueResult) -> Outcome:
         return "abandoned" if result.data.get("outcome") == "abandoned" else "completed"
     if result.exit == "after":
         ctx.log("goodbye", reason="adopted call: the flow's after exit cannot be resumed")
-        await play_and_wait(ctx, GOODBYE, timeout=10.0)
+        await play_and_wait(ctx, GOODBYE, ctx.next_playback_id(), timeout=10.0)
         return "completed"
     if result.exit == "callback":
         return "callback_requested"

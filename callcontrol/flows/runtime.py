@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from callcontrol.callctx import CallContext
+from callcontrol.callctx import CallContext, play_and_wait
 from callcontrol.config import Config, resolve_secret
 from callcontrol.flows.check import CheckContext
 from callcontrol.flows.engine import FlowEngine, FlowServices
@@ -27,7 +27,7 @@ from callcontrol.flows.registry import FlowRegistry
 from callcontrol.flows.schedule import Overrides
 from callcontrol.logging import get_logger
 from callcontrol.store.records import OUTCOMES, Outcome
-from callcontrol.telephony import PlaybackFinished, utcnow
+from callcontrol.telephony import utcnow
 
 log = get_logger("callcontrol.flows.runtime")
 
@@ -180,14 +180,5 @@ class FlowService:
         return outcome  # type: ignore[return-value]
 
     async def _apologize(self, ctx: CallContext) -> Outcome:
-        playback_id = f"pb-{ctx.channel_id}-apology"
-        await ctx.telephony.play(ctx.channel_id, APOLOGY, playback_id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10.0
-        while (left := deadline - loop.time()) > 0:
-            event = await ctx.next_event(left)
-            if event is None or (
-                isinstance(event, PlaybackFinished) and event.playback_id == playback_id
-            ):
-                break
+        await play_and_wait(ctx, APOLOGY, f"pb-{ctx.channel_id}-apology", timeout=10.0)
         return "failed"

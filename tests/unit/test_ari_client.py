@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.client import AriClient, backoff_delay
 from callcontrol.errors import NotFound, PbxUnreachable
+from callcontrol.testing.http import serve_app
 
 USER, PASSWORD = "cc-user", "s3cret-pw"
 EXPECTED_AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -70,15 +71,10 @@ async def standin() -> AsyncIterator[StandIn]:
     app.router.add_get("/ari/slow", state.slow)
     app.router.add_get("/ari/applications", state.applications)
     app.router.add_get("/ari/events", state.events)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    state.url = f"http://{host}:{port}"
-    yield state
-    state.release.set()
-    await runner.cleanup()
+    async with serve_app(app) as url:
+        state.url = url
+        yield state
+        state.release.set()
 
 
 def make_client(url: str, password: str = PASSWORD, timeout: float = 2.0) -> AriClient:

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.adapter import IGNORED_EVENTS, translate
 from callcontrol.ari.client import AriClient
+from callcontrol.testing.http import serve_app
 
 
 @dataclass
@@ -48,14 +49,9 @@ async def standin() -> AsyncIterator[FilterStandIn]:
     app = web.Application()
     app.router.add_put("/ari/applications/{app}/eventFilter", state.event_filter)
     app.router.add_get("/ari/events", state.events)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    state.url = f"http://{host}:{port}"
-    yield state
-    await runner.cleanup()
+    async with serve_app(app) as url:
+        state.url = url
+        yield state
 
 
 def test_ignored_events_translate_to_nothing() -> None:

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from callcontrol.callctx import CallerHungUp
-from callcontrol.calls import CallManager, CallSession, caller_info, play_and_wait
+from callcontrol.callctx import CallerHungUp, play_and_wait
+from callcontrol.calls import CallManager, CallSession, caller_info
 from callcontrol.events_router import EventRouter
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Outcome, Record
 from callcontrol.telephony import ChannelEntered, ChannelHungUp, PlaybackFinished
@@ -71,7 +71,7 @@ async def run_one(runner, events=()):  # type: ignore[no-untyped-def]
 
 async def test_normal_call_is_opened_answered_and_closed() -> None:
     async def runner(ctx: CallSession) -> Outcome:
-        await play_and_wait(ctx, ["sound:hello-world"], timeout=1.0)
+        await play_and_wait(ctx, ["sound:hello-world"], ctx.next_playback_id(), timeout=1.0)
         return "completed"
 
     tel = FakeTelephony()

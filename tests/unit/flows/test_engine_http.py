@@ -10,6 +10,7 @@ from aiohttp import web
 
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.httpstep import HttpRequest, HttpStepClient, host_allowed, render_request
+from callcontrol.testing.http import serve_app
 
 
 @pytest.fixture
@@ -40,14 +41,9 @@ async def server() -> AsyncIterator[str]:
             web.get("/slow", slow),
         ]
     )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    release.set()
-    await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
+        release.set()
 
 
 async def test_success_and_failures(server: str) -> None:
