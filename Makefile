@@ -23,8 +23,8 @@ faults: install
 	$(PYTHON) -m faults
 
 lint: install
-	$(PYTHON) -m ruff check callcontrol tests bench faults
-	$(PYTHON) -m mypy callcontrol bench faults
+	$(PYTHON) -m ruff check callcontrol callcontrol_testing tests bench faults
+	$(PYTHON) -m mypy callcontrol callcontrol_testing bench faults
 
 flows-check: install
 	$(PYTHON) -m callcontrol --config $(CONFIG) flows check ivr_flows/

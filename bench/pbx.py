@@ -17,7 +17,7 @@ from callcontrol.pbx.ports import allocate_ports, free_port
 from callcontrol.pbx.provision import provision
 from callcontrol.pbx.service import instance_dir, settings_from_config
 from callcontrol.pbx.settings import SipAccount
-from callcontrol.sipua.sipp import free_media_port
+from callcontrol_testing.sipp import free_media_port
 
 BENCH = Path(__file__).resolve().parent
 EXTENSION = "200"

@@ -21,7 +21,7 @@ from typing import Any
 from bench.measure import AmiEvent, AmiRecorder, ProcessSampler, percentiles
 from bench.pbx import EXTENSION, BenchPbx
 from callcontrol.pbx.settings import SipAccount
-from callcontrol.sipua.sipp import SippResult, run_sipp
+from callcontrol_testing.sipp import SippResult, run_sipp
 
 AMI_EVENTS = frozenset({"DTMFEnd", "MusicOnHoldStart", "AgentConnect"})
 

@@ -1,7 +1,7 @@
 """The telephony port: what domain code (flows, ACD, call sessions) may ask of the PBX.
 
 The ARI adapter (``callcontrol.ari.adapter``) implements :class:`Telephony` for real;
-:class:`callcontrol.testing.fake_telephony.FakeTelephony` implements it in memory for unit tests.
+:class:`callcontrol.fake_telephony.FakeTelephony` implements it in memory for unit tests.
 Domain code never imports ``callcontrol.ari`` or ``callcontrol.ami``.
 
 Events arrive as the typed nouns below, each keyed by the channel it concerns; the app routes

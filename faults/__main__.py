@@ -39,7 +39,7 @@ from bench.report import git_commit
 from bench.sides import wait_idle
 from callcontrol.config import resolve_secret
 from callcontrol.store.db import create_engine
-from callcontrol.testing.postgres import PrivatePostgres
+from callcontrol_testing.postgres import PrivatePostgres
 from faults.inject import DEFAULT_FAULTS, FAULTS, FaultWindow, Rig
 from faults.stasis import StasisRecorder
 from faults.stream import CallStream, StreamPlan, StreamResult

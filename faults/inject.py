@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.pbx import BenchPbx, SippAgents
-from callcontrol.testing.postgres import PrivatePostgres
+from callcontrol_testing.postgres import PrivatePostgres
 from faults.supervisor import SupervisedDaemon
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from callcontrol.pbx.ports import free_port
-from callcontrol.sipua.sipp import (
+from callcontrol_testing.sipp import (
     UAC_AUTH_PCAP_DTMF,
     SippError,
     SippStats,

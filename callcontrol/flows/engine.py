@@ -67,6 +67,7 @@ from callcontrol.telephony import (
 )
 
 APOLOGY = ("sound:im-sorry", "sound:vm-goodbye")
+"""What a caller hears when their call cannot go on (a flow error, no flow for the number)."""
 MAX_TRANSITIONS = 500
 MAX_ERRORS = 3
 MAX_ON_HANGUP_STEPS = 20

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from callcontrol.callctx import CallContext, play_and_wait
 from callcontrol.config import Config, resolve_secret
 from callcontrol.flows.check import CheckContext
-from callcontrol.flows.engine import FlowEngine, FlowServices
+from callcontrol.flows.engine import APOLOGY, FlowEngine, FlowServices
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.httpstep import HttpStepClient
 from callcontrol.flows.model import Schedule
@@ -30,8 +30,6 @@ from callcontrol.store.records import OUTCOMES, Outcome
 from callcontrol.telephony import utcnow
 
 log = get_logger("callcontrol.flows.runtime")
-
-APOLOGY = ["sound:an-error-has-occurred", "sound:please-try-call-later"]
 
 
 def shared_schedules(config: Config) -> dict[str, Schedule]:
@@ -180,5 +178,5 @@ class FlowService:
         return outcome  # type: ignore[return-value]
 
     async def _apologize(self, ctx: CallContext) -> Outcome:
-        await play_and_wait(ctx, APOLOGY, f"pb-{ctx.channel_id}-apology", timeout=10.0)
+        await play_and_wait(ctx, list(APOLOGY), f"pb-{ctx.channel_id}-apology", timeout=10.0)
         return "failed"

@@ -1,7 +1,7 @@
 """``callcontrol flows simulate``: run a flow with no Asterisk.
 
 The same :class:`~callcontrol.flows.engine.FlowEngine` runs against :class:`SimulatedCall`, a
-:class:`~callcontrol.callctx.CallContext` over :class:`~callcontrol.testing.fake_telephony.
+:class:`~callcontrol.callctx.CallContext` over :class:`~callcontrol.fake_telephony.
 FakeTelephony` that plays the caller from an input script. Script tokens (spaces ignored):
 
     0-9 * #   the caller presses that key; it arrives as soon as the flow listens, so while a
@@ -22,10 +22,8 @@ results from lists (default: the agent answered and hung up first -> ``after``; 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,14 +34,13 @@ from typing import Any, TextIO
 from ruamel.yaml import YAML
 
 from callcontrol.callctx import CallerHungUp, CallerInfo, DialRequest, QueueRequest, QueueResult
-from callcontrol.flows.cli import parse_var
+from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.flows.engine import FlowEngine, FlowServices
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.httpstep import HttpOutcome, HttpRequest
 from callcontrol.flows.loader import LoadedFlow
 from callcontrol.flows.model import Schedule as ScheduleModel
 from callcontrol.flows.prompts import PromptResolver
-from callcontrol.flows.registry import load_folder
 from callcontrol.telephony import (
     DtmfReceived,
     PlaybackFinished,
@@ -51,7 +48,6 @@ from callcontrol.telephony import (
     Telephony,
     TelephonyEvent,
 )
-from callcontrol.testing.fake_telephony import FakeTelephony
 
 KEYS = frozenset("0123456789*#")
 SILENT_WAITS_BEFORE_HANGUP = 50
@@ -321,44 +317,3 @@ async def run_simulation(
 def load_fixture_file(path: Path) -> FixtureHttp:
     """Read an http fixture file (YAML or JSON: a list of fixtures)."""
     return FixtureHttp.from_data(YAML(typ="safe").load(path.read_text()))
-
-
-def simulate_main(args: Sequence[str]) -> int:
-    """``flows simulate FLOW --digits ... [--var k=v] [--http-fixture FILE]``; prints the path
-    taken, the outcome and the final variables. Exit 1 when the flow cannot be loaded."""
-    parser = argparse.ArgumentParser(prog="callcontrol flows simulate")
-    parser.add_argument("flow", help="flow name, or path of a flow file")
-    parser.add_argument("--dir", type=Path, default=Path("ivr_flows"), help="flows folder")
-    parser.add_argument("--digits", default="", help="caller script: keys, P, T, H, R, E")
-    parser.add_argument("--var", type=parse_var, action="append", default=[])
-    parser.add_argument("--http-fixture", type=Path)
-    parser.add_argument("--at", type=datetime.fromisoformat, help="clock (ISO, with offset)")
-    parser.add_argument("--queue-exit", action="append", default=[])
-    parser.add_argument("--dial-result", action="append", default=[])
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    ns = parser.parse_args(list(args))
-    folder, name = ns.dir, ns.flow
-    if name.endswith((".yaml", ".yml")):
-        folder, name = Path(name).parent, Path(name).stem
-    flows, refused = load_folder(folder)
-    if name not in flows:
-        for findings in refused.values():
-            for finding in findings:
-                print(finding, file=sys.stderr)
-        print(f"flow {name!r} is not live in {folder}", file=sys.stderr)
-        return 1
-    http = load_fixture_file(ns.http_fixture) if ns.http_fixture else None
-    result = asyncio.run(
-        run_simulation(
-            name,
-            flows,
-            digits=ns.digits,
-            variables=dict(ns.var),
-            http=http,
-            now=ns.at,
-            queue_exits=ns.queue_exit,
-            dial_results=ns.dial_result,
-        )
-    )
-    result.write_report(sys.stdout, ns.json)
-    return 0

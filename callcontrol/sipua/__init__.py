@@ -1,1 +1,1 @@
-"""Real SIP peers for tests and tools: pjsua2 user agents in child processes, sipp runs."""
+"""SIP peers: pjsua2 user agents in child processes (`callcontrol dial`, and the tests)."""

@@ -25,10 +25,10 @@ from typing import Any
 import aiohttp
 
 from callcontrol import audio
-from callcontrol.pbx.testbed import PbxTestbed, start_testbed
 from callcontrol.sipua.client import PeerEvent, SipPeer
-from callcontrol.testing.daemon import DaemonApi, DaemonProcess, write_config
-from callcontrol.testing.waiting import eventually
+from callcontrol_testing.daemon import DaemonApi, DaemonProcess, write_config
+from callcontrol_testing.testbed import PbxTestbed, start_testbed
+from callcontrol_testing.waiting import eventually
 
 FLOWS = Path(__file__).parent / "flows_acd"
 CALLER_HZ = 440

@@ -1,6 +1,6 @@
 """Shared fixtures for integration tests: a real Asterisk 22 per test session.
 
-``pbx`` (session scope) is a :class:`callcontrol.pbx.testbed.PbxTestbed`: one isolated Asterisk
+``pbx`` (session scope) is a :class:`callcontrol_testing.testbed.PbxTestbed`: one isolated Asterisk
 on free ports, next to any ``make run`` instance, with passwords generated for this run::
 
     pbx.config          a full callcontrol Config pointing at this Asterisk (ARI/AMI secrets
@@ -37,11 +37,11 @@ import pytest
 
 from callcontrol.config import load_config
 from callcontrol.pbx.ports import free_port
-from callcontrol.pbx.testbed import PbxTestbed, start_testbed
 from callcontrol.sipua.client import SipPeer
-from callcontrol.testing.daemon import DaemonProcess, merge_config, write_config
-from callcontrol.testing.postgres import BIN_DIR as PG_BIN_DIR
-from callcontrol.testing.postgres import PrivatePostgres, temp_database
+from callcontrol_testing.daemon import DaemonProcess, merge_config, write_config
+from callcontrol_testing.postgres import BIN_DIR as PG_BIN_DIR
+from callcontrol_testing.postgres import PrivatePostgres, temp_database
+from callcontrol_testing.testbed import PbxTestbed, start_testbed
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,10 @@ import pytest
 from callcontrol.api.auth import TokenStore
 from callcontrol.config import load_config
 from callcontrol.pbx.ports import free_port
-from callcontrol.pbx.testbed import PbxTestbed
 from callcontrol.sipua.client import SipPeer, SipPeerError
-from callcontrol.testing.daemon import DaemonApi, DaemonProcess, write_config
-from callcontrol.testing.waiting import eventually
+from callcontrol_testing.daemon import DaemonApi, DaemonProcess, write_config
+from callcontrol_testing.testbed import PbxTestbed
+from callcontrol_testing.waiting import eventually
 
 FLOWS = Path(__file__).parent / "flows_agents_api"
 

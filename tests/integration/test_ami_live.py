@@ -12,7 +12,7 @@ import pytest
 from callcontrol.ami import protocol as ami
 from callcontrol.ami.client import AmiClient
 from callcontrol.errors import PbxRefused
-from callcontrol.pbx.testbed import PbxTestbed
+from callcontrol_testing.testbed import PbxTestbed
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from callcontrol.ari import protocol as ari
 from callcontrol.ari.adapter import AriTelephony, translate
 from callcontrol.ari.client import AriClient
 from callcontrol.errors import NotFound
-from callcontrol.pbx.testbed import PbxTestbed
+from callcontrol_testing.testbed import PbxTestbed
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.fallback_ledger import EVENT_KIND, LEDGER_NAME, REASON_APP_DOWN, STATE_NAME
-from callcontrol.pbx.testbed import PbxTestbed
 from callcontrol.sipua.client import SipPeer
 from callcontrol.store.db import create_engine
 from callcontrol.store.queries import call_timeline, find_by_sip_call_id
 from callcontrol.store.tables import CallRow
+from callcontrol_testing.testbed import PbxTestbed
 
 if TYPE_CHECKING:
     from conftest import PlatformDaemons  # tests/integration/conftest.py

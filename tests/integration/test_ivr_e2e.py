@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcontrol import audio
 from callcontrol.flows.loader import content_version
 from callcontrol.pbx.ports import free_port
-from callcontrol.pbx.testbed import PbxTestbed
 from callcontrol.sipua.client import PeerEvent, SipPeer
 from callcontrol.store.db import create_engine
 from callcontrol.store.queries import call_timeline, find_by_sip_call_id
 from callcontrol.store.tables import CallEventRow, CallRow
-from callcontrol.testing.daemon import DaemonProcess, write_config
+from callcontrol_testing.daemon import DaemonProcess, write_config
+from callcontrol_testing.testbed import PbxTestbed
 
 pytestmark = pytest.mark.integration
 

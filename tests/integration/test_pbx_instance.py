@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from callcontrol.pbx.testbed import PbxTestbed, start_testbed
+from callcontrol_testing.testbed import PbxTestbed, start_testbed
 
 pytestmark = pytest.mark.integration
 

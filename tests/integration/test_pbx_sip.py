@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from callcontrol.pbx.ports import free_port
-from callcontrol.pbx.testbed import PbxTestbed
+from callcontrol_testing.testbed import PbxTestbed
 
 INVITE = """
   <send retrans="500">

@@ -33,14 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol import audio
 from callcontrol.config import load_config
-from callcontrol.pbx.testbed import PbxTestbed
 from callcontrol.sipua.client import SipPeer
 from callcontrol.store.db import create_engine
 from callcontrol.store.queries import call_timeline, find_by_sip_call_id, open_calls
 from callcontrol.store.tables import CallEventRow, CallRow
-from callcontrol.testing.daemon import DaemonProcess
-from callcontrol.testing.postgres import PrivatePostgres
-from callcontrol.testing.waiting import eventually
+from callcontrol_testing.daemon import DaemonProcess
+from callcontrol_testing.postgres import PrivatePostgres
+from callcontrol_testing.testbed import PbxTestbed
+from callcontrol_testing.waiting import eventually
 
 if TYPE_CHECKING:
     from conftest import PlatformDaemons  # tests/integration/conftest.py

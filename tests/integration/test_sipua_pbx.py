@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from callcontrol import audio
-from callcontrol.pbx.testbed import PbxTestbed
 from callcontrol.sipua.client import SipPeer, SipPeerError
 from callcontrol.sipua.dial import add_dial_arguments, run_dial
-from callcontrol.sipua.sipp import run_sipp
+from callcontrol_testing.sipp import run_sipp
+from callcontrol_testing.testbed import PbxTestbed
 
 CALLER_TONE = 440
 SILENCE_RMS = 0.01  # recordings of the fallback prompt measure about 0.1

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from callcontrol import audio
-from callcontrol.pbx.testbed import PbxTestbed
 from callcontrol.sipua.client import SipPeer
+from callcontrol_testing.testbed import PbxTestbed
 
 CALLER_TONE, AGENT_TONE, SUPERVISOR_TONE = 440, 1000, 2000
 TALK_SECONDS = 2.0  # audio flows this long once both legs are bridged

@@ -1,6 +1,6 @@
 """Databases for the store tests: a fresh SQLite file, or a fresh database on PostgreSQL.
 
-PostgreSQL is a private server started once per session (callcontrol.testing.postgres), so CI
+PostgreSQL is a private server started once per session (callcontrol_testing.postgres), so CI
 needs nothing running; with ``CALLCONTROL_TEST_DB_URL`` set (e.g.
 ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``) the databases are made on that server
 instead. Either way each test gets its own database, dropped afterwards.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from callcontrol.store.migrations import upgrade
-from callcontrol.testing.postgres import BIN_DIR, PrivatePostgres, temp_database
+from callcontrol_testing.postgres import BIN_DIR, PrivatePostgres, temp_database
 
 
 @pytest.fixture(scope="session")

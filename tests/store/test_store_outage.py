@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from callcontrol.store.db import create_engine
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Record
 from callcontrol.store.writer import StoreWriter
-from callcontrol.testing.postgres import PrivatePostgres
-from callcontrol.testing.waiting import wait_until
+from callcontrol_testing.postgres import PrivatePostgres
+from callcontrol_testing.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 

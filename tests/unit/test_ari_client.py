@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.client import AriClient, backoff_delay
 from callcontrol.errors import NotFound, PbxUnreachable
-from callcontrol.testing.http import serve_app
+from callcontrol_testing.http import serve_app
 
 USER, PASSWORD = "cc-user", "s3cret-pw"
 EXPECTED_AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.adapter import IGNORED_EVENTS, translate
 from callcontrol.ari.client import AriClient
-from callcontrol.testing.http import serve_app
+from callcontrol_testing.http import serve_app
 
 
 @dataclass

@@ -10,9 +10,9 @@ import pytest
 from callcontrol.callctx import CallerHungUp, play_and_wait
 from callcontrol.calls import CallManager, CallSession, caller_info
 from callcontrol.events_router import EventRouter
+from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Outcome, Record
 from callcontrol.telephony import ChannelEntered, ChannelHungUp, PlaybackFinished
-from callcontrol.testing.fake_telephony import FakeTelephony
 
 
 class MemoryLog:

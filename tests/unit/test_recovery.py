@@ -15,6 +15,7 @@ from callcontrol.calls import CallManager, CallSession
 from callcontrol.config import AgentConfig, QueueConfig, SecretRef
 from callcontrol.errors import CallControlError
 from callcontrol.events_router import EventRouter
+from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.recovery import Recovery
 from callcontrol.store.db import create_engine
 from callcontrol.store.migrations import upgrade
@@ -22,7 +23,6 @@ from callcontrol.store.queries import call_timeline, get_call
 from callcontrol.store.records import CallEvent, CallOpened, Outcome
 from callcontrol.store.writer import StoreWriter
 from callcontrol.telephony import ChannelHungUp, ChannelInfo, utcnow
-from callcontrol.testing.fake_telephony import FakeTelephony
 
 
 class Ari:

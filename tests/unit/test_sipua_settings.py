@@ -16,7 +16,7 @@ from callcontrol.sipua.dial import (
     resolve_target,
     run_dial,
 )
-from callcontrol.sipua.sipp import (
+from callcontrol_testing.sipp import (
     SippError,
     parse_duration_ms,
     parse_stat_csv,

@@ -19,7 +19,7 @@ from callcontrol.store.migrations import upgrade
 from callcontrol.store.queries import call_timeline, recent_calls
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, CallUpdated, Record
 from callcontrol.store.writer import StoreWriter
-from callcontrol.testing.waiting import wait_until
+from callcontrol_testing.waiting import wait_until
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ import pytest
 
 from callcontrol.acd.router import Acd
 from callcontrol.config import AcdConfig, AgentConfig, QueueConfig, SecretRef
+from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.store.records import AgentEvent, CallEvent, Record
-from callcontrol.testing.fake_call import FakeSwitch
-from callcontrol.testing.fake_telephony import FakeTelephony
+from callcontrol_testing.fake_call import FakeSwitch
 
 SECRET = SecretRef(env="UNUSED")
 

@@ -28,13 +28,13 @@ from callcontrol.acd.callback_store import (
 )
 from callcontrol.acd.router import Acd
 from callcontrol.config import AcdConfig
+from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.migrations import upgrade
 from callcontrol.store.tables import CallEventRow
 from callcontrol.store.writer import StoreWriter
 from callcontrol.telephony import ChannelHungUp, utcnow
-from callcontrol.testing.fake_call import FakeSwitch
-from callcontrol.testing.fake_telephony import FakeTelephony
+from callcontrol_testing.fake_call import FakeSwitch
 
 from .conftest import agent, queue, wait_for
 from .test_adopt import Entry

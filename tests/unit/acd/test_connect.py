@@ -12,7 +12,7 @@ from callcontrol.callctx import CallerInfo, QueueRequest, QueueResult
 from callcontrol.config import QueueConfig
 from callcontrol.errors import NotFound
 from callcontrol.telephony import ChannelHungUp, ChannelStateChanged, DtmfReceived
-from callcontrol.testing.fake_call import FakeCall
+from callcontrol_testing.fake_call import FakeCall
 
 from .conftest import Harness, agent, queue, wait_for
 

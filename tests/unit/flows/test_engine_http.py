@@ -10,7 +10,7 @@ from aiohttp import web
 
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.httpstep import HttpRequest, HttpStepClient, host_allowed, render_request
-from callcontrol.testing.http import serve_app
+from callcontrol_testing.http import serve_app
 
 
 @pytest.fixture

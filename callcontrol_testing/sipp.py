@@ -19,7 +19,7 @@ from pathlib import Path
 
 from callcontrol.errors import CallControlError
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "tests" / "sipp"
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "tests" / "sipp"
 UAC_AUTH_PCAP_DTMF = SCENARIO_DIR / "uac_auth_pcap_dtmf.xml"
 PCAP_SOURCE = Path("/usr/share/sip-tester")
 _DIGIT_PCAPS = {

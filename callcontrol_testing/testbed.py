@@ -24,7 +24,7 @@ from callcontrol.pbx.provision import Launcher, provision
 from callcontrol.pbx.service import instance_dir, instance_for_config
 from callcontrol.pbx.settings import SipAccount
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 :class:`FakeCall` implements :class:`callcontrol.callctx.CallContext` over an inbox that tests
 (or :class:`FakeSwitch`) fill. :class:`FakeSwitch` plays the PBX around a
-:class:`~callcontrol.testing.fake_telephony.FakeTelephony`: it routes each event to the call that
+:class:`~callcontrol.fake_telephony.FakeTelephony`: it routes each event to the call that
 owns (or claimed) its channel, else to a fallback (the ACD's callback runner), makes created
 channels enter the application (``ChannelEntered``, as ARI's StasisStart) and dialed endpoints
 behave as scripted: ``answer``, ``busy``, ``unavailable`` or ``ignore`` (rings until
@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from callcontrol.callctx import CallerHungUp, CallerInfo, DialRequest, QueueRequest, QueueResult
+from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.telephony import (
     ChannelEntered,
     ChannelHungUp,
@@ -27,7 +28,6 @@ from callcontrol.telephony import (
     TelephonyEvent,
     utcnow,
 )
-from callcontrol.testing.fake_telephony import FakeTelephony
 
 
 class FakeCall:
