@@ -3,7 +3,8 @@
     start:  store (journal replay) -> flows -> ACD (agents restored) -> ARI (+ resync on every
             connect: adopts queue calls) -> AMI
             -> HTTP API -> PID file
-    run:    ARI events -> translate -> new inbound channel: CallManager; else the owner's inbox
+    run:    ARI events -> the ARI adapter (translated) -> the call router: the owner's inbox,
+            else a new channel for the CallManager
     stop:   (SIGTERM) stop taking calls -> drain (grace) -> hand the rest to the dialplan
             fallback -> close links -> flush the store -> exit 0
 
@@ -29,12 +30,11 @@ from callcontrol.acd.directory import NewAgent
 from callcontrol.acd.reports import queue_period_stats
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.server import build_app
-from callcontrol.ari.adapter import IGNORED_EVENTS, translate
-from callcontrol.ari.protocol import AriEvent
-from callcontrol.calls import CallManager
+from callcontrol.ari.adapter import IGNORED_EVENTS
+from callcontrol.calls.manager import CallManager
+from callcontrol.calls.router import EventRouter
 from callcontrol.config import Config, resolve_secret
 from callcontrol.errors import ApiError
-from callcontrol.events_router import EventRouter
 from callcontrol.fallback_ledger import LedgerFollower
 from callcontrol.logging import configure_logging, get_logger
 from callcontrol.pbx.agents_conf import AgentsInclude
@@ -48,7 +48,6 @@ from callcontrol.store.queries import (
     get_call,
     recent_calls,
 )
-from callcontrol.telephony import ChannelEntered, TelephonyEvent
 
 log = get_logger("callcontrol.app")
 
@@ -106,6 +105,8 @@ class App:
             self.telephony, self.store, self.router, self.flows.run_call,
             call_max_seconds=config.run.call_max_seconds,
             queue_handler=self.acd.queue_handler, dial_handler=self.acd.dial_handler,
+            feature_handler=self.acd.start_feature_code,
+            recovering=lambda: self.recovery.busy,
         )
         self.headsets = AgentsInclude(pbx_etc_dir, self._reload_pjsip)
         self.directory = AgentDirectory(config, engine, self.acd, self._apply_headsets)
@@ -147,7 +148,7 @@ class App:
         await self.acd.restore_agents(self.engine)  # before recovery adopts their calls
         await self.acd.restore_callbacks(self.engine, ready=self.ari.wait_connected)
         self.ari.on_connected(self.recovery.resync)
-        self.ari.on_event(self._on_ari_event)
+        self.telephony.on_event(self.router.deliver)
         await self.ari.start()
         self.ami.on_event(self.acd.on_ami_event)
         self.ami.on_connected(self.acd.on_ami_connected)
@@ -197,25 +198,6 @@ class App:
 
     async def _apply_headsets(self, accounts: Mapping[str, str]) -> None:
         await self.headsets.apply([SipAccount(e, p) for e, p in accounts.items()])
-
-    # -- events -----------------------------------------------------------------------------
-    async def _on_ari_event(self, event: AriEvent) -> None:
-        for translated in translate(event):
-            self.dispatch(translated)
-
-    def dispatch(self, event: TelephonyEvent) -> None:
-        """Route one telephony event: a new channel starts a call; others go to the owner."""
-        if self.router.post(event):
-            return
-        if isinstance(event, ChannelEntered) and not event.replaced:
-            role = event.args[0] if event.args else ""
-            if role == "inbound":
-                self.calls.start_inbound(event)
-            elif role == "feature":
-                self.acd.start_feature_code(event)
-            elif not self.recovery.busy:
-                log.warning("unexpected_channel", channel_id=event.channel_id, args=event.args)
-                self.calls.hang_up_stray(event.channel_id)
 
     # -- ApiBackend -------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from callcontrol.telephony import utcnow
+from callcontrol.clock import utcnow
 
 
 @dataclass

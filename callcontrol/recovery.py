@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from callcontrol.ari import protocol
 from callcontrol.ari.protocol import parse_time
+from callcontrol.clock import utcnow
 from callcontrol.errors import CallControlError, TelephonyError
 from callcontrol.logging import get_logger
 from callcontrol.store.records import CallClosed, CallEvent, Outcome
-from callcontrol.telephony import ChannelEntered, ChannelInfo, utcnow
+from callcontrol.telephony import ChannelEntered, ChannelInfo
 
 if TYPE_CHECKING:
     from callcontrol.app import App

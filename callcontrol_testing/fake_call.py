@@ -1,6 +1,6 @@
 """In-memory call contexts and a tiny switch, for unit tests of the ACD (and flows).
 
-:class:`FakeCall` implements :class:`callcontrol.callctx.CallContext` over an inbox that tests
+:class:`FakeCall` implements :class:`callcontrol.calls.context.CallContext` over an inbox that tests
 (or :class:`FakeSwitch`) fill. :class:`FakeSwitch` plays the PBX around a
 :class:`~callcontrol.fake_telephony.FakeTelephony`: it routes each event to the call that
 owns (or claimed) its channel, else to a fallback (the ACD's callback runner), makes created
@@ -17,7 +17,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from callcontrol.callctx import CallerHungUp, CallerInfo, DialRequest, QueueRequest, QueueResult
+from callcontrol.calls.context import (
+    CallerHungUp,
+    CallerInfo,
+    DialRequest,
+    PlaybackIds,
+    QueueRequest,
+    QueueResult,
+)
+from callcontrol.calls.inbox import AbortCall, Inbox, InboxEvent, InboxMessage, inbox_reader
+from callcontrol.clock import utcnow
 from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.telephony import (
     ChannelEntered,
@@ -25,12 +34,10 @@ from callcontrol.telephony import (
     ChannelStateChanged,
     DialEnded,
     PlaybackFinished,
-    TelephonyEvent,
-    utcnow,
 )
 
 
-class FakeCall:
+class FakeCall(PlaybackIds):
     """A call context for tests: an inbox, a timeline, claimed channels, scripted dials."""
 
     def __init__(
@@ -55,11 +62,12 @@ class FakeCall:
         self.dial_result = "next"
         self._clock = clock
         self._enter_queue = enter_queue
-        self._inbox: asyncio.Queue[TelephonyEvent] = asyncio.Queue()
-        self._pushed: deque[TelephonyEvent] = deque()
+        self._inbox: Inbox = asyncio.Queue()
+        self._read = inbox_reader(self._inbox)
+        self._pushed: deque[InboxEvent] = deque()
         self._hung_up: ChannelHungUp | None = None
 
-    def deliver(self, event: TelephonyEvent) -> None:
+    def deliver(self, event: InboxMessage) -> None:
         """Put an event into the call's inbox."""
         self._inbox.put_nowait(event)
 
@@ -73,22 +81,21 @@ class FakeCall:
 
     async def next_event(
         self, timeout: float | None
-    ) -> TelephonyEvent | None:
+    ) -> InboxEvent | None:
         """The next event; raises :class:`CallerHungUp` once the caller's channel hung up."""
         if self._hung_up is not None:
             raise CallerHungUp(self._hung_up.cause)
         if self._pushed:
             return self._pushed.popleft()
-        try:
-            event = await asyncio.wait_for(self._inbox.get(), timeout)
-        except TimeoutError:
+        event = await self._read(timeout)
+        if event is None or isinstance(event, AbortCall):
             return None
         if isinstance(event, ChannelHungUp) and event.channel_id == self.channel_id:
             self._hung_up = event
             raise CallerHungUp(event.cause)
         return event
 
-    def push_back(self, event: TelephonyEvent) -> None:
+    def push_back(self, event: InboxEvent) -> None:
         """Put an event back at the head of the inbox."""
         self._pushed.appendleft(event)
 
@@ -128,9 +135,9 @@ class FakeSwitch:
         self.telephony = telephony
         self.calls: list[FakeCall] = []
         self.behaviour: dict[str, str] = {}  # endpoint -> answer/busy/unavailable/ignore
-        self.fallback: Callable[[TelephonyEvent], bool] | None = None
+        self.fallback: Callable[[InboxMessage], bool] | None = None
         self.endpoints: dict[str, str] = {}  # channel id -> endpoint
-        self.unrouted: list[TelephonyEvent] = []
+        self.unrouted: list[InboxMessage] = []
         telephony.on_command = self._on_command
 
     def add(self, call: FakeCall) -> FakeCall:
@@ -138,7 +145,7 @@ class FakeSwitch:
         self.calls.append(call)
         return call
 
-    def post(self, event: TelephonyEvent) -> None:
+    def post(self, event: InboxMessage) -> None:
         """Deliver an event to whoever owns its channel."""
         for call in self.calls:
             if call.owns(event.channel_id):
@@ -148,7 +155,7 @@ class FakeSwitch:
             return
         self.unrouted.append(event)
 
-    def later(self, event: TelephonyEvent) -> None:
+    def later(self, event: InboxMessage) -> None:
         """Deliver an event on the next loop iteration (as the PBX would)."""
         asyncio.get_running_loop().call_soon(self.post, event)
 

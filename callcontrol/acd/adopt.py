@@ -10,9 +10,9 @@ the ACD when the previous daemon died (the ``queue_entered`` event carries the r
     and the bridge ``<call>-queue`` still exists                   the agent ``on_call`` with it
     anything else (IVR, dial step, callback, bridge gone)       -> not adopted here
 
-An adopted call gets a task of its own (:meth:`callcontrol.calls.CallManager.adopt`) that runs
-:func:`_resume` instead of the flow. The flow cannot be resumed (its engine state died with the
-daemon), so an exit that would go back to the flow ends the call here instead:
+An adopted call gets a task of its own (:meth:`callcontrol.calls.manager.CallManager.adopt`)
+that runs :func:`_resume` instead of the flow. The flow cannot be resumed (its engine state died
+with the daemon), so an exit that would go back to the flow ends the call here instead:
 
     the caller hangs up                -> ``completed`` (talked) or ``abandoned`` (waited)
     the agent hangs up first (after)   -> ``goodbye`` played, caller hung up: ``completed``
@@ -27,7 +27,7 @@ last, an agent on a call still ``on_call`` with it until the call is adopted or 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -40,8 +40,13 @@ from callcontrol.acd.agents import AgentBoard, AgentStateError
 from callcontrol.acd.connect import request_from_details, resume_talking, resume_waiting
 from callcontrol.acd.queues import QueueEntry, QueueFull
 from callcontrol.acd.router import Acd
-from callcontrol.callctx import QueueRequest, QueueResult, play_and_wait
-from callcontrol.calls import CallSession, FlowRunner, caller_info
+from callcontrol.calls.context import (
+    CallContext,
+    QueueRequest,
+    QueueResult,
+    caller_info,
+    play_and_wait,
+)
 from callcontrol.logging import get_logger
 from callcontrol.store.db import session_factory
 from callcontrol.store.records import Outcome
@@ -56,6 +61,17 @@ GOODBYE = ("sound:goodbye",)
 FALLBACK_OUTCOMES: Mapping[str, Outcome] = {
     "timeout": "timed_out", "no_agents": "no_agents", "full": "overflow"}
 """Outcome of an adopted caller's queue exit that leads to the dialplan fallback."""
+
+
+class AdoptedCall(CallContext, Protocol):
+    """An adopted call as its new task sees it: a call context that can also leave for the
+    dialplan fallback (the call session's own API)."""
+
+    async def hand_to_dialplan(self) -> None:
+        """Stop what plays and send the caller to the dialplan fallback."""
+
+
+AdoptedRunner = Callable[[AdoptedCall], Awaitable[Outcome]]
 
 
 class TimelineEntry(Protocol):
@@ -114,7 +130,7 @@ class Adoption:
     """What the recovery needs to track an adopted call again."""
 
     kind: str  # "bridged" or "waiting"
-    runner: FlowRunner  # runs in the call's new task instead of the flow
+    runner: AdoptedRunner  # runs in the call's new task instead of the flow
     claims: tuple[str, ...] = ()  # other channels of the call (the agent leg)
     details: dict[str, Any] = field(default_factory=dict)  # for the ``recovered`` event
 
@@ -166,26 +182,24 @@ def plan_adoption(
 
 
 async def _resume(
-    ctx: CallSession, *, acd: Acd, state: QueueState, entry: QueueEntry,
+    ctx: AdoptedCall, *, acd: Acd, state: QueueState, entry: QueueEntry,
     bridge_id: str | None = None, agent_leg: str | None = None,
 ) -> Outcome:
     """The adopted call's task body: the rest of its stay, then how the call ends."""
     if state.agent_id is None:
-        result = await resume_waiting(ctx, state.request, acd, entry,
-                                      playbacks=ctx.playback_seq)
+        result = await resume_waiting(ctx, state.request, acd, entry)
     else:
         assert bridge_id is not None and state.connected_at is not None
         talk_s = max(0.0, (ctx.now() - state.connected_at).total_seconds())
         result = await resume_talking(
             ctx, state.request, acd, entry, agent_id=state.agent_id, agent_leg=agent_leg,
-            bridge_id=bridge_id, talk_s=talk_s, on_hold=state.on_hold,
-            playbacks=ctx.playback_seq)
+            bridge_id=bridge_id, talk_s=talk_s, on_hold=state.on_hold)
     ctx.log("adopted_queue_result", queue=state.request.name, exit=result.exit,
             agent=result.agent_id)
     return await _end(ctx, result)
 
 
-async def _end(ctx: CallSession, result: QueueResult) -> Outcome:
+async def _end(ctx: AdoptedCall, result: QueueResult) -> Outcome:
     """How an adopted call ends after its queue exit (no flow to go back to)."""
     if result.exit == "hangup":
         return "abandoned" if result.data.get("outcome") == "abandoned" else "completed"

@@ -28,11 +28,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from callcontrol.clock import utcnow
 from callcontrol.config import AgentConfig
 from callcontrol.errors import CallControlError
 from callcontrol.logging import get_logger
 from callcontrol.store.records import AgentEvent, InteractionLog
-from callcontrol.telephony import utcnow
 
 _log = get_logger(__name__)
 

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 from callcontrol.acd.agents import AgentState
 from callcontrol.acd.events import leg_answered, leg_failed
 from callcontrol.acd.queues import QueueEntry
+from callcontrol.calls.context import Deadline
+from callcontrol.calls.inbox import Inbox, InboxMessage, inbox_reader
 from callcontrol.errors import TelephonyError
-from callcontrol.telephony import ChannelEntered, ChannelHungUp, ChannelLeftApp, TelephonyEvent
+from callcontrol.telephony import ChannelEntered, ChannelHungUp, ChannelLeftApp
 
 if TYPE_CHECKING:
     from callcontrol.acd.router import Acd
@@ -37,7 +39,7 @@ class CallbackRunner:
     def __init__(self, acd: Acd) -> None:
         self._acd = acd
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._inboxes: dict[str, asyncio.Queue[TelephonyEvent]] = {}
+        self._inboxes: dict[str, Inbox] = {}
 
     def start(self, entry: QueueEntry, agent_id: str) -> None:
         """Start connecting ``agent_id`` with the customer of a callback entry."""
@@ -55,7 +57,7 @@ class CallbackRunner:
         """True when ``channel_id`` is a leg of a running callback."""
         return channel_id in self._inboxes
 
-    def deliver(self, event: TelephonyEvent) -> bool:
+    def deliver(self, event: InboxMessage) -> bool:
         """Hand an event to the callback owning its channel; False when none owns it."""
         inbox = self._inboxes.get(event.channel_id)
         if inbox is None:
@@ -82,7 +84,7 @@ class CallbackRunner:
         base = f"{entry.call_id}-cb{attempt}-{agent_id}"
         agent_leg, customer_leg = f"{base}-agent", f"{base}-customer"
         bridge_id = callback_bridge_id(entry.call_id)
-        inbox: asyncio.Queue[TelephonyEvent] = asyncio.Queue()
+        inbox: Inbox = asyncio.Queue()
         self._inboxes[agent_leg] = self._inboxes[customer_leg] = inbox
         created: list[str] = []
         bridged_at: float | None = None
@@ -147,18 +149,11 @@ class CallbackRunner:
             _settle_agent(acd, entry, agent_id, bridged_at, loop.time())
 
 
-async def _wait_entered(
-    inbox: asyncio.Queue[TelephonyEvent], leg: str, seconds: float, watch: str | None
-) -> str:
+async def _wait_entered(inbox: Inbox, leg: str, seconds: float, watch: str | None) -> str:
     """``entered`` once ``leg`` is in the application (ARI dials it only from then on),
     ``failed``, ``timeout``, or ``agent_gone`` when ``watch`` hangs up."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (remaining := deadline - loop.time()) > 0:
-        try:
-            event = await asyncio.wait_for(inbox.get(), remaining)
-        except TimeoutError:
-            break
+    deadline, read = Deadline(seconds), inbox_reader(inbox)
+    while (event := await deadline.next(read)) is not None:
         if event.channel_id == leg:
             if isinstance(event, ChannelEntered):
                 return "entered"
@@ -169,17 +164,10 @@ async def _wait_entered(
     return "timeout"
 
 
-async def _wait_answer(
-    inbox: asyncio.Queue[TelephonyEvent], leg: str, ring_s: float, watch: str | None
-) -> str:
+async def _wait_answer(inbox: Inbox, leg: str, ring_s: float, watch: str | None) -> str:
     """``answered``, ``failed``, ``timeout``, or ``agent_gone`` when ``watch`` hangs up."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ring_s
-    while (remaining := deadline - loop.time()) > 0:
-        try:
-            event = await asyncio.wait_for(inbox.get(), remaining)
-        except TimeoutError:
-            break
+    deadline, read = Deadline(ring_s), inbox_reader(inbox)
+    while (event := await deadline.next(read)) is not None:
         if event.channel_id == leg:
             if leg_answered(event):
                 return "answered"
@@ -190,7 +178,7 @@ async def _wait_answer(
     return "timeout"
 
 
-async def _wait_hangup(inbox: asyncio.Queue[TelephonyEvent], legs: set[str]) -> str:
+async def _wait_hangup(inbox: Inbox, legs: set[str]) -> str:
     """The first of ``legs`` to hang up."""
     while True:
         event = await inbox.get()

@@ -42,7 +42,15 @@ from callcontrol.acd.events import (
 )
 from callcontrol.acd.queues import QueueEntry, QueueFull
 from callcontrol.acd.router import Acd
-from callcontrol.callctx import CallContext, CallerHungUp, DialRequest, QueueRequest, QueueResult
+from callcontrol.calls.context import (
+    CallContext,
+    CallerHungUp,
+    Deadline,
+    DialRequest,
+    QueueRequest,
+    QueueResult,
+)
+from callcontrol.calls.inbox import InboxEvent
 from callcontrol.config import QueueConfig
 from callcontrol.errors import TelephonyError
 from callcontrol.store.records import new_id
@@ -51,7 +59,6 @@ from callcontrol.telephony import (
     DtmfReceived,
     PlaybackFinished,
     PlaybackStarted,
-    TelephonyEvent,
 )
 
 
@@ -104,26 +111,23 @@ def request_from_details(data: Mapping[str, Any]) -> QueueRequest:
 
 
 async def resume_waiting(ctx: CallContext, request: QueueRequest, acd: Acd, entry: QueueEntry,
-                         *, playbacks: int = 0) -> QueueResult:
+                         ) -> QueueResult:
     """An adopted caller already back in line (``entry``, see :meth:`Acd.readmit`): music on
     hold again, then the stay goes on as if it never stopped (``max_wait`` counts from the
-    entry's time). ``playbacks``: how many the call had, so new playback ids are fresh."""
+    entry's time)."""
     session = _QueueSession(ctx, request, acd, entry)
-    session.playbacks = playbacks
     return await session.run(session.wait)
 
 
 async def resume_talking(
     ctx: CallContext, request: QueueRequest, acd: Acd, entry: QueueEntry, *,
     agent_id: str, agent_leg: str | None, bridge_id: str, talk_s: float, on_hold: bool,
-    playbacks: int = 0,
 ) -> QueueResult:
     """An adopted caller still bridged with ``agent_id`` (already ``on_call`` with it, see
     :meth:`Acd.adopt_connection`): wait for the end of the conversation as in a normal stay.
     ``agent_leg`` is ``None`` when the agent hung up while no daemon watched; ``talk_s``: the
     seconds talked before the adoption (so ``agent_disconnected`` counts the whole talk)."""
     session = _QueueSession(ctx, request, acd, entry)
-    session.playbacks = playbacks
     session.agent_id, session.agent_leg, session.bridge_id = agent_id, agent_leg, bridge_id
     session.agent_leg_up = agent_leg is not None
     session.talking_since = session.loop.time() - talk_s
@@ -164,7 +168,6 @@ class _QueueSession:
         self.loop = asyncio.get_running_loop()
         self.moh_on = False
         self.playback: str | None = None
-        self.playbacks = 0
         self.agent_id: str | None = None
         self.agent_leg: str | None = None
         self.agent_leg_up = False
@@ -225,7 +228,7 @@ class _QueueSession:
             if result is not None:
                 return result
 
-    async def _on_waiting_event(self, event: TelephonyEvent) -> QueueResult | None:
+    async def _on_waiting_event(self, event: InboxEvent) -> QueueResult | None:
         if isinstance(event, AgentOffered):
             if event.entry_id == self.entry.entry_id and self.entry.offered_to == event.agent_id:
                 await self._ring(event.agent_id)
@@ -277,11 +280,8 @@ class _QueueSession:
         number = self.entry.number
         await self._play(["sound:you-entered", f"digits:{number}", "sound:if-correct-press",
                           "digits:1"])
-        deadline = self.loop.time() + self.config.callback_confirm_timeout
-        while (remaining := deadline - self.loop.time()) > 0:
-            event = await self.ctx.next_event(remaining)
-            if event is None:
-                break
+        deadline = Deadline(self.config.callback_confirm_timeout)
+        while (event := await deadline.next(self.ctx.next_event)) is not None:
             if isinstance(event, DtmfReceived) and event.channel_id == self.ctx.channel_id:
                 if event.digit != "1":
                     break
@@ -422,8 +422,7 @@ class _QueueSession:
 
     async def _play(self, media: list[str]) -> None:
         await self.moh(False)
-        self.playbacks += 1
-        self.playback = f"{self.ctx.channel_id}-queue-{self.playbacks}"
+        self.playback = self.ctx.next_playback_id("queue")
         await self.tel.play(self.ctx.channel_id, media, self.playback, self.ctx.language)
 
     async def _stop_playback(self) -> None:

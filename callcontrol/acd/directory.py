@@ -29,12 +29,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
+from callcontrol.clock import utcnow
 from callcontrol.config import AgentConfig, Config, SecretRef
 from callcontrol.errors import CallControlError
 from callcontrol.logging import get_logger
 from callcontrol.store.db import session_factory
 from callcontrol.store.tables import AgentRow
-from callcontrol.telephony import utcnow
 
 _log = get_logger(__name__)
 

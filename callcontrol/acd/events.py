@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from callcontrol.calls.inbox import AcdMessage, InboxMessage
 from callcontrol.telephony import (
     ChannelHungUp,
     ChannelLeftApp,
     ChannelStateChanged,
     DialEnded,
-    TelephonyEvent,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class AgentOffered(TelephonyEvent):
+class AgentOffered(AcdMessage):
     """An agent was reserved (now ``ringing``) for the queue entry ``entry_id``: ring it."""
 
     agent_id: str
@@ -27,28 +27,28 @@ class AgentOffered(TelephonyEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class QueueChanged(TelephonyEvent):
+class QueueChanged(AcdMessage):
     """Something about the queue changed that a waiting caller must re-check (staffing)."""
 
     queue: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class HoldRequested(TelephonyEvent):
+class HoldRequested(AcdMessage):
     """The agent asked to put the caller on hold (music on hold for the caller)."""
 
     agent_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class UnholdRequested(TelephonyEvent):
+class UnholdRequested(AcdMessage):
     """The agent asked to take the caller off hold."""
 
     agent_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class TransferRequested(TelephonyEvent):
+class TransferRequested(AcdMessage):
     """The agent blind-transfers the caller to ``target``: ``queue:NAME``, ``agent:ID`` or
     ``number:+E164``."""
 
@@ -56,14 +56,14 @@ class TransferRequested(TelephonyEvent):
     target: str
 
 
-def leg_answered(event: TelephonyEvent) -> bool:
+def leg_answered(event: InboxMessage) -> bool:
     """True when ``event`` says an outbound leg answered."""
     return (isinstance(event, ChannelStateChanged) and event.state == "Up") or (
         isinstance(event, DialEnded) and event.status == "ANSWER"
     )
 
 
-def leg_failed(event: TelephonyEvent) -> bool:
+def leg_failed(event: InboxMessage) -> bool:
     """True when ``event`` says an outbound leg will not answer (or is gone)."""
     return isinstance(event, ChannelHungUp | ChannelLeftApp) or (
         isinstance(event, DialEnded) and event.status != "ANSWER"

@@ -32,10 +32,12 @@ from callcontrol.acd.events import (
 )
 from callcontrol.acd.queues import QueueEntry, QueueFull, WaitingLine
 from callcontrol.acd.strategies import RoundRobin, Strategy, has_skills, make_strategy
+from callcontrol.calls.inbox import AcdMessage
+from callcontrol.clock import utcnow
 from callcontrol.config import AcdConfig, AgentConfig, QueueConfig
 from callcontrol.logging import get_logger
 from callcontrol.store.records import CallEvent, InteractionLog
-from callcontrol.telephony import Telephony, TelephonyEvent, utcnow
+from callcontrol.telephony import Telephony
 
 _log = get_logger(__name__)
 
@@ -59,7 +61,7 @@ class Acd:
         queues: Mapping[str, QueueConfig],
         *,
         log: InteractionLog,
-        post: Callable[[TelephonyEvent], None],
+        post: Callable[[AcdMessage], None],
         telephony: Telephony,
         settings: AcdConfig | None = None,
         clock: Callable[[], datetime] = utcnow,

@@ -37,10 +37,12 @@ from callcontrol.acd.events import leg_answered, leg_failed
 from callcontrol.acd.router import Acd
 from callcontrol.acd.stats import live_stats, period_stats
 from callcontrol.ami.protocol import AmiEvent, ContactStatus
-from callcontrol.callctx import CallContext, DialRequest, QueueRequest, QueueResult
+from callcontrol.calls.context import CallContext, Deadline, DialRequest, QueueRequest, QueueResult
+from callcontrol.calls.inbox import AcdMessage, Inbox, inbox_reader
+from callcontrol.calls.router import EventRouter
+from callcontrol.clock import utcnow
 from callcontrol.config import AgentConfig, Config
 from callcontrol.errors import ApiError, CallControlError, TelephonyError
-from callcontrol.events_router import EventRouter, Inbox
 from callcontrol.logging import get_logger
 from callcontrol.store.records import AgentEvent, CallEvent, InteractionLog, Record, new_id
 from callcontrol.telephony import (
@@ -51,8 +53,6 @@ from callcontrol.telephony import (
     DialEnded,
     PlaybackFinished,
     Telephony,
-    TelephonyEvent,
-    utcnow,
 )
 
 _log = get_logger(__name__)
@@ -275,7 +275,7 @@ class AcdService:
 
     # -- callback legs ----------------------------------------------------------------------
 
-    def _post(self, event: TelephonyEvent) -> None:
+    def _post(self, event: AcdMessage) -> None:
         """Wake the call task owning ``event.channel_id`` (a call already gone drops it)."""
         if not self.router.post(event):
             _log.debug("acd_event_unrouted", channel_id=event.channel_id,
@@ -498,11 +498,9 @@ class _Dial:
 
     async def _ring(self, seconds: float) -> str:
         """``answered``, ``busy``, ``no_answer`` or ``failed``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while (remaining := deadline - loop.time()) > 0:
-            event = await self.ctx.next_event(remaining)
-            if event is None or event.channel_id != self.leg:
+        deadline = Deadline(seconds)
+        while (event := await deadline.next(self.ctx.next_event)) is not None:
+            if event.channel_id != self.leg:
                 continue
             if isinstance(event, ChannelEntered):  # ARI dials a channel once it is ours
                 await self.ctx.telephony.dial(self.leg, timeout_s=math.ceil(seconds),
@@ -552,13 +550,8 @@ class _Dial:
 
 async def _wait_playback(inbox: Inbox, channel: str, playback: str, seconds: float) -> None:
     """Until ``playback`` ends or ``channel`` hangs up, at most ``seconds``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (remaining := deadline - loop.time()) > 0:
-        try:
-            event = await asyncio.wait_for(inbox.get(), remaining)
-        except TimeoutError:
-            return
+    deadline, read = Deadline(seconds), inbox_reader(inbox)
+    while (event := await deadline.next(read)) is not None:
         if isinstance(event, PlaybackFinished) and event.playback_id == playback:
             return
         if event.channel_id == channel and isinstance(event, ChannelHungUp | ChannelLeftApp):

@@ -2,17 +2,19 @@
 
 :func:`translate` turns one ARI event into the :mod:`callcontrol.telephony` events the call
 sessions consume (none, one, or two for a dial that ended on both legs). :class:`AriTelephony`
-sends each port command as one ARI request through an :class:`~callcontrol.ari.client.AriClient`.
+sends each port command as one ARI request through an :class:`~callcontrol.ari.client.AriClient`
+and hands the translated events to one sink (:meth:`AriTelephony.on_event`): nothing past this
+module sees a wire event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from callcontrol import telephony as tel
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.client import AriClient
+from callcontrol.clock import utcnow
 from callcontrol.errors import NotFound
 
 # Frequent ARI events :func:`translate` maps to nothing (about half of a call's events): the
@@ -47,7 +49,7 @@ def stasis_args_of(channel: ari.Channel) -> tuple[str, ...]:
 
 def translate(event: ari.AriEvent) -> list[tel.TelephonyEvent]:
     """The domain events one ARI event means (an empty list for those the domain ignores)."""
-    at = event.timestamp or tel.utcnow()
+    at = event.timestamp or utcnow()
     match event:
         case ari.StasisStart(channel=ch):
             return [
@@ -120,27 +122,33 @@ class AriTelephony:
     def __init__(self, client: AriClient) -> None:
         self._client = client
 
-    async def _send(self, request: ari.Request) -> Any:
-        return await self._client.request(request)
+    def on_event(self, sink: Callable[[tel.TelephonyEvent], None]) -> None:
+        """Hand every ARI event, translated to domain events, to ``sink`` in arrival order."""
+
+        async def deliver(event: ari.AriEvent) -> None:
+            for translated in translate(event):
+                sink(translated)
+
+        self._client.on_event(deliver)
 
     async def answer(self, channel_id: str) -> None:
         """Answer an inbound channel."""
-        await self._send(ari.answer(channel_id))
+        await self._client.request(ari.answer(channel_id))
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         """Hang up a channel with an ARI hangup reason."""
-        await self._send(ari.hangup(channel_id, reason))
+        await self._client.request(ari.hangup(channel_id, reason))
 
     async def play(
         self, channel_id: str, media: Sequence[str], playback_id: str, language: str | None = None
     ) -> None:
         """Start ``media`` as one playback with the id we chose."""
-        await self._send(ari.play(channel_id, media, playback_id, language))
+        await self._client.request(ari.play(channel_id, media, playback_id, language))
 
     async def stop_playback(self, playback_id: str) -> None:
         """Stop a playback; one already finished is not an error."""
         try:
-            await self._send(ari.stop_playback(playback_id))
+            await self._client.request(ari.stop_playback(playback_id))
         except NotFound:
             return
 
@@ -156,7 +164,7 @@ class AriTelephony:
         terminate_on: tel.RecordTerminator = "none",
     ) -> None:
         """Start recording the channel into ``name`` (overwriting)."""
-        await self._send(
+        await self._client.request(
             ari.record(
                 channel_id,
                 name,
@@ -170,15 +178,15 @@ class AriTelephony:
 
     async def stop_recording(self, name: str) -> None:
         """Stop a live recording and keep its file."""
-        await self._send(ari.stop_recording(name))
+        await self._client.request(ari.stop_recording(name))
 
     async def mute_recording(self, name: str) -> None:
         """Write silence into a live recording until unmuted."""
-        await self._send(ari.mute_recording(name))
+        await self._client.request(ari.mute_recording(name))
 
     async def unmute_recording(self, name: str) -> None:
         """Undo :meth:`mute_recording`."""
-        await self._send(ari.unmute_recording(name))
+        await self._client.request(ari.unmute_recording(name))
 
     async def continue_in_dialplan(
         self,
@@ -188,7 +196,8 @@ class AriTelephony:
         priority: int | None = None,
     ) -> None:
         """Hand the channel back to the dialplan."""
-        await self._send(ari.continue_in_dialplan(channel_id, context, extension, priority))
+        request = ari.continue_in_dialplan(channel_id, context, extension, priority)
+        await self._client.request(request)
 
     async def create_channel(
         self,
@@ -206,50 +215,50 @@ class AriTelephony:
         if caller_id:
             values["CALLERID(all)"] = caller_id
             values["CONNECTEDLINE(all)"] = caller_id
-        await self._send(
+        await self._client.request(
             ari.create_channel(endpoint, self._client.app, channel_id, app_args, variables=values)
         )
 
     async def dial(self, channel_id: str, timeout_s: int, caller_id: str | None = None) -> None:
         """Dial a created channel; ``caller_id`` here is the id of the *channel* it is dialed
         for (ARI's ``caller``), which links the two legs in the Dial events."""
-        await self._send(ari.dial(channel_id, timeout_s, caller_id))
+        await self._client.request(ari.dial(channel_id, timeout_s, caller_id))
 
     async def ring(self, channel_id: str) -> None:
         """Indicate ringing to the channel."""
-        await self._send(ari.ring(channel_id))
+        await self._client.request(ari.ring(channel_id))
 
     async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
         """Start music on hold."""
-        await self._send(ari.start_moh(channel_id, moh_class))
+        await self._client.request(ari.start_moh(channel_id, moh_class))
 
     async def stop_moh(self, channel_id: str) -> None:
         """Stop music on hold."""
-        await self._send(ari.stop_moh(channel_id))
+        await self._client.request(ari.stop_moh(channel_id))
 
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         """Create a bridge with a chosen id."""
-        await self._send(ari.create_bridge(bridge_id, kind))
+        await self._client.request(ari.create_bridge(bridge_id, kind))
 
     async def add_to_bridge(self, bridge_id: str, channel_id: str) -> None:
         """Put a channel into a bridge."""
-        await self._send(ari.add_to_bridge(bridge_id, channel_id))
+        await self._client.request(ari.add_to_bridge(bridge_id, channel_id))
 
     async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
         """Take a channel out of a bridge."""
-        await self._send(ari.remove_from_bridge(bridge_id, channel_id))
+        await self._client.request(ari.remove_from_bridge(bridge_id, channel_id))
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         """Destroy a bridge; one already gone is not an error."""
         try:
-            await self._send(ari.destroy_bridge(bridge_id))
+            await self._client.request(ari.destroy_bridge(bridge_id))
         except NotFound:
             return
 
     async def get_variable(self, channel_id: str, name: str) -> str | None:
         """A channel variable's value; ``None`` when it is not set (a gone channel raises)."""
         try:
-            body = await self._send(ari.get_variable(channel_id, name))
+            body = await self._client.request(ari.get_variable(channel_id, name))
         except NotFound as exc:
             if "variable" in exc.message.lower():
                 return None
@@ -258,16 +267,17 @@ class AriTelephony:
         return None if value is None else str(value)
 
     async def _app_members(self) -> tuple[set[str], set[str]]:
-        body = await self._send(ari.get_application(self._client.app))
+        body = await self._client.request(ari.get_application(self._client.app))
         return set(body.get("channel_ids", ())), set(body.get("bridge_ids", ()))
 
     async def _bridges(self) -> list[ari.Bridge]:
-        return [ari.Bridge.from_json(b) for b in await self._send(ari.list_bridges())]
+        return [ari.Bridge.from_json(b) for b in await self._client.request(ari.list_bridges())]
 
     async def list_channels(self) -> list[tel.ChannelInfo]:
         """The channels our application is subscribed to, with the bridges each is in."""
         channel_ids, _ = await self._app_members()
-        channels = [ari.Channel.from_json(c) for c in await self._send(ari.list_channels())]
+        listed = await self._client.request(ari.list_channels())
+        channels = [ari.Channel.from_json(c) for c in listed]
         bridges_of: dict[str, list[str]] = {}
         for bridge in await self._bridges():
             for member in bridge.channels:

@@ -12,7 +12,8 @@ pressed while a prompt plays without barge-in are kept in order for the next men
 handed back to the call's inbox before a queue, dial or record step. No digit is dropped.
 
 Each handler (one per step kind, all in :data:`FlowEngine._handlers`) talks to the PBX only
-through :class:`~callcontrol.callctx.CallContext` and returns the exit it takes and its target;
+through :class:`~callcontrol.calls.context.CallContext` and returns the exit it takes and its
+target;
 the exits are the model's (``Step.target`` applies FLOWS.md's defaults). Everything of
 consequence goes on the call's timeline through :meth:`CallContext.log`, secrets masked.
 
@@ -25,7 +26,6 @@ an error had no ``error``/``on_error`` step to go to.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import re
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
 
-from callcontrol.callctx import CallContext, CallerHungUp, DialRequest, QueueRequest
+from callcontrol.calls.context import CallContext, CallerHungUp, Deadline, DialRequest, QueueRequest
 from callcontrol.errors import CallControlError
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.httpstep import HttpOutcome, HttpRequest, render_request
@@ -144,7 +144,6 @@ class FlowEngine:
         self._entry = ""
         self._loaded: LoadedFlow | None = None
         self._typeahead: deque[str] = deque()
-        self._playbacks = 0
         self._recordings = 0
         self._outcome: str | None = None
         self._voicemail = False
@@ -327,14 +326,12 @@ class FlowEngine:
         if barge_in and self._typeahead:
             self._log("prompt_skipped", step=step, reason="digits already pressed")
             return
-        self._playbacks += 1
-        playback = f"pb-{self.ctx.channel_id}-{step}-{self._playbacks}"
+        playback = self.ctx.next_playback_id(step)
         await self.ctx.telephony.play(self.ctx.channel_id, media, playback, self.language)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + PLAYBACK_MAX
+        deadline = Deadline(PLAYBACK_MAX)
         stopping = False
         while True:
-            event = await self.ctx.next_event(max(deadline - loop.time(), 0.0))
+            event = await deadline.next(self.ctx.next_event)
             if event is None:
                 if stopping:
                     return
@@ -350,18 +347,14 @@ class FlowEngine:
                     stopping = True
                     self._log("barge_in", step=step, digit=event.digit)
                     await self.ctx.telephony.stop_playback(playback)
-                    deadline = loop.time() + STOP_WAIT
+                    deadline.restart(STOP_WAIT)
 
     async def _next_digit(self, wait: float) -> str | None:
         """The next digit (type-ahead first), or None after ``wait`` seconds of silence."""
         if self._typeahead:
             return self._typeahead.popleft()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while (remaining := deadline - loop.time()) > 0:
-            event = await self.ctx.next_event(remaining)
-            if event is None:
-                return None
+        deadline = Deadline(wait)
+        while (event := await deadline.next(self.ctx.next_event)) is not None:
             if isinstance(event, DtmfReceived) and event.channel_id == self.ctx.channel_id:
                 return event.digit
         return None
@@ -633,16 +626,16 @@ class FlowEngine:
         return "next", step.next
 
     async def _await_recording(self, recording: str, limit: float) -> RecordingFinished:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
+        deadline = Deadline(limit)
         stopped = False
         while True:
-            event = await self.ctx.next_event(max(deadline - loop.time(), 0.0))
+            event = await deadline.next(self.ctx.next_event)
             if event is None:
                 if stopped:
                     raise StepFailed(f"recording {recording} did not finish")
                 await self.ctx.telephony.stop_recording(recording)
-                stopped, deadline = True, loop.time() + STOP_WAIT
+                stopped = True
+                deadline.restart(STOP_WAIT)
             elif isinstance(event, RecordingFinished) and event.name == recording:
                 return event
             elif isinstance(event, RecordingFailed) and event.name == recording:

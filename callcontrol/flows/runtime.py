@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from callcontrol.callctx import CallContext, play_and_wait
+from callcontrol.calls.context import CallContext, play_and_wait
+from callcontrol.clock import utcnow
 from callcontrol.config import Config, resolve_secret
 from callcontrol.flows.check import CheckContext
 from callcontrol.flows.engine import APOLOGY, FlowEngine, FlowServices
@@ -27,7 +28,6 @@ from callcontrol.flows.registry import FlowRegistry
 from callcontrol.flows.schedule import Overrides
 from callcontrol.logging import get_logger
 from callcontrol.store.records import OUTCOMES, Outcome
-from callcontrol.telephony import utcnow
 
 log = get_logger("callcontrol.flows.runtime")
 
@@ -178,5 +178,5 @@ class FlowService:
         return outcome  # type: ignore[return-value]
 
     async def _apologize(self, ctx: CallContext) -> Outcome:
-        await play_and_wait(ctx, list(APOLOGY), f"pb-{ctx.channel_id}-apology", timeout=10.0)
+        await play_and_wait(ctx, list(APOLOGY), ctx.next_playback_id("apology"), timeout=10.0)
         return "failed"

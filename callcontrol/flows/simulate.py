@@ -1,7 +1,7 @@
 """``callcontrol flows simulate``: run a flow with no Asterisk.
 
 The same :class:`~callcontrol.flows.engine.FlowEngine` runs against :class:`SimulatedCall`, a
-:class:`~callcontrol.callctx.CallContext` over :class:`~callcontrol.fake_telephony.
+:class:`~callcontrol.calls.context.CallContext` over :class:`~callcontrol.fake_telephony.
 FakeTelephony` that plays the caller from an input script. Script tokens (spaces ignored):
 
     0-9 * #   the caller presses that key; it arrives as soon as the flow listens, so while a
@@ -33,7 +33,15 @@ from typing import Any, TextIO
 
 from ruamel.yaml import YAML
 
-from callcontrol.callctx import CallerHungUp, CallerInfo, DialRequest, QueueRequest, QueueResult
+from callcontrol.calls.context import (
+    CallerHungUp,
+    CallerInfo,
+    DialRequest,
+    PlaybackIds,
+    QueueRequest,
+    QueueResult,
+)
+from callcontrol.calls.inbox import InboxEvent
 from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.flows.engine import FlowEngine, FlowServices
 from callcontrol.flows.expressions import Sandbox
@@ -57,7 +65,7 @@ class ScriptExhausted(AssertionError):
     """A strict (``auto=False``) script ran out while the flow still waited for the caller."""
 
 
-class SimulatedCall:
+class SimulatedCall(PlaybackIds):
     """A CallContext whose caller follows a token script (see the module docstring)."""
 
     def __init__(
@@ -89,10 +97,10 @@ class SimulatedCall:
         self.queue_requests: list[QueueRequest] = []
         self.dial_requests: list[DialRequest] = []
         self.waits: list[float | None] = []
-        self.handed_back: list[list[TelephonyEvent]] = []
+        self.handed_back: list[list[InboxEvent]] = []
         self._queue_exits = deque(queue_exits)
         self._dial_results = deque(dial_results)
-        self._inbox: deque[TelephonyEvent] = deque()
+        self._inbox: deque[InboxEvent] = deque()
         self._playing: str | None = None
         self._recording: str | None = None
         self._silent_waits = 0
@@ -135,7 +143,7 @@ class SimulatedCall:
         """The simulated clock (fixed)."""
         return self.clock
 
-    async def next_event(self, timeout: float | None) -> TelephonyEvent | None:
+    async def next_event(self, timeout: float | None) -> InboxEvent | None:
         """The next scripted event (see the module docstring)."""
         await asyncio.sleep(0)
         self.waits.append(timeout)
@@ -172,7 +180,7 @@ class SimulatedCall:
             return None
         raise ValueError(f"unknown script token {token!r}: use 0-9 * # P T H R E")
 
-    def push_back(self, event: TelephonyEvent) -> None:
+    def push_back(self, event: InboxEvent) -> None:
         """Put an event back at the head of the inbox."""
         self._inbox.appendleft(event)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from callcontrol.telephony import utcnow
+from callcontrol.clock import utcnow
 
 Outcome = Literal[
     "completed",

@@ -11,6 +11,7 @@ from ari_samples import channel_json, event
 from callcontrol import telephony as tel
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.adapter import AriTelephony, translate
+from callcontrol.clock import utcnow
 from callcontrol.errors import NotFound, PbxRefused
 
 AT = datetime(2024, 5, 6, 8, 15, 31, 250000, tzinfo=UTC)
@@ -103,7 +104,7 @@ def test_events_the_domain_ignores() -> None:
 def test_missing_timestamp_uses_now() -> None:
     raw = event("StasisEnd", channel=channel_json("c1"))
     del raw["timestamp"]
-    before = tel.utcnow()
+    before = utcnow()
     (ev,) = translate(ari.parse_event(raw))
     assert ev.at >= before
 

@@ -7,9 +7,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from callcontrol.callctx import CallerHungUp, play_and_wait
-from callcontrol.calls import CallManager, CallSession, caller_info
-from callcontrol.events_router import EventRouter
+from callcontrol.calls.context import CallerHungUp, caller_info, play_and_wait
+from callcontrol.calls.manager import CallManager
+from callcontrol.calls.router import EventRouter
+from callcontrol.calls.session import CallSession
 from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Outcome, Record
 from callcontrol.telephony import ChannelEntered, ChannelHungUp, PlaybackFinished
@@ -174,7 +175,7 @@ def test_caller_info(number: str, e164: str | None, withheld: bool) -> None:
 
 
 async def test_an_abort_the_flow_swallowed_still_decides_the_outcome() -> None:
-    from callcontrol.callctx import CallerHungUp
+    from callcontrol.calls.context import CallerHungUp
 
     started = asyncio.Event()
 

@@ -11,10 +11,12 @@ from typing import Any
 
 from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption
 from callcontrol.acd.router import Acd
-from callcontrol.calls import CallManager, CallSession
+from callcontrol.calls.manager import CallManager
+from callcontrol.calls.router import EventRouter
+from callcontrol.calls.session import CallSession
+from callcontrol.clock import utcnow
 from callcontrol.config import AgentConfig, QueueConfig, SecretRef
 from callcontrol.errors import CallControlError
-from callcontrol.events_router import EventRouter
 from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.recovery import Recovery
 from callcontrol.store.db import create_engine
@@ -22,7 +24,7 @@ from callcontrol.store.migrations import upgrade
 from callcontrol.store.queries import call_timeline, get_call
 from callcontrol.store.records import CallEvent, CallOpened, Outcome
 from callcontrol.store.writer import StoreWriter
-from callcontrol.telephony import ChannelHungUp, ChannelInfo, utcnow
+from callcontrol.telephony import ChannelHungUp, ChannelInfo
 
 
 class Ari:

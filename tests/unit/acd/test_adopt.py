@@ -16,13 +16,15 @@ from typing import Any
 from callcontrol.acd.adopt import plan_adoption, queue_state, restore_agents
 from callcontrol.acd.agents import AgentState
 from callcontrol.acd.router import Acd
-from callcontrol.calls import CallManager, CallSession
-from callcontrol.events_router import EventRouter
+from callcontrol.calls.manager import CallManager
+from callcontrol.calls.router import EventRouter
+from callcontrol.calls.session import CallSession
+from callcontrol.clock import utcnow
 from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.migrations import upgrade
 from callcontrol.store.records import CallClosed, Outcome
 from callcontrol.store.tables import AgentEventRow
-from callcontrol.telephony import ChannelHungUp, ChannelInfo, TelephonyEvent, utcnow
+from callcontrol.telephony import ChannelHungUp, ChannelInfo, TelephonyEvent
 
 from .conftest import Harness, agent, queue, wait_for
 

@@ -27,13 +27,14 @@ from callcontrol.acd.callback_store import (
     restore_callbacks,
 )
 from callcontrol.acd.router import Acd
+from callcontrol.clock import utcnow
 from callcontrol.config import AcdConfig
 from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.migrations import upgrade
 from callcontrol.store.tables import CallEventRow
 from callcontrol.store.writer import StoreWriter
-from callcontrol.telephony import ChannelHungUp, utcnow
+from callcontrol.telephony import ChannelHungUp
 from callcontrol_testing.fake_call import FakeSwitch
 
 from .conftest import agent, queue, wait_for

@@ -8,7 +8,7 @@ from typing import Any
 from callcontrol.acd.agents import AgentState
 from callcontrol.acd.connect import serve_in_queue
 from callcontrol.acd.router import Acd
-from callcontrol.callctx import CallerInfo, QueueRequest, QueueResult
+from callcontrol.calls.context import CallerInfo, QueueRequest, QueueResult
 from callcontrol.config import QueueConfig
 from callcontrol.errors import NotFound
 from callcontrol.telephony import ChannelHungUp, ChannelStateChanged, DtmfReceived

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from callcontrol.callctx import CallerHungUp, QueueResult
+from callcontrol.calls.context import CallerHungUp, QueueResult
 from callcontrol.errors import Conflict
 from callcontrol.flows.engine import FlowEngine, FlowResult, FlowServices, mask_digits
 from callcontrol.flows.expressions import Sandbox

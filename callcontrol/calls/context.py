@@ -1,18 +1,21 @@
 """What a running flow (or the ACD) sees of the call it serves: the call context port.
 
-The call session (``callcontrol.calls``) implements :class:`CallContext` for real calls; the flow
-simulator implements it with a fake telephony. A context belongs to one call task: no locks.
+The call session (:mod:`callcontrol.calls.session`) implements :class:`CallContext` for real
+calls; the flow simulator implements it with a fake telephony. A context belongs to one call
+task: no locks. :class:`Deadline` is the one way to wait for events until a point in time, and
+:func:`playback_id` the one scheme of playback ids.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
-from callcontrol.telephony import PlaybackFinished, Telephony, TelephonyEvent
+from callcontrol.calls.inbox import InboxEvent, InboxMessage
+from callcontrol.telephony import PlaybackFinished, Telephony
 
 
 class CallerHungUp(Exception):
@@ -31,6 +34,18 @@ class CallerInfo:
     name: str = ""
     e164: str | None = None
     withheld: bool = False
+
+
+def caller_info(number: str, name: str) -> CallerInfo:
+    """Build :class:`CallerInfo` from the caller id as Asterisk received it."""
+    withheld = number.strip().lower() in ("", "anonymous", "unknown", "restricted", "private")
+    digits = number.strip()
+    e164: str | None = None
+    if digits.startswith("+") and digits[1:].isdigit():
+        e164 = digits
+    elif digits.startswith("00") and digits[2:].isdigit():
+        e164 = "+" + digits[2:]
+    return CallerInfo(number=number, name=name, e164=e164, withheld=withheld)
 
 
 @dataclass(frozen=True)
@@ -82,13 +97,16 @@ class CallContext(Protocol):
     def now(self) -> datetime:
         """The current time (injectable: tests use a fixed clock), timezone-aware."""
 
-    async def next_event(self, timeout: float | None) -> TelephonyEvent | None:
+    def next_playback_id(self, label: str = "") -> str:
+        """A fresh playback id for this call (see :func:`playback_id`)."""
+
+    async def next_event(self, timeout: float | None) -> InboxEvent | None:
         """The next event for this call's channels; ``None`` when ``timeout`` seconds pass.
 
         Raises :class:`CallerHungUp` when the caller's channel hangs up.
         """
 
-    def push_back(self, event: TelephonyEvent) -> None:
+    def push_back(self, event: InboxEvent) -> None:
         """Put an event back at the head of the inbox (for the next step to see)."""
 
     def claim_channel(self, channel_id: str) -> None:
@@ -113,17 +131,67 @@ class CallContext(Protocol):
         ``failed``."""
 
 
+def playback_id(channel_id: str, seq: int, label: str = "") -> str:
+    """The id of a call's ``seq``-th playback (``label``: what it is for, e.g. the flow step).
+
+    Derivable again after a daemon restart: the call's timeline lists the ids it used."""
+    return f"pb-{channel_id}-{label}-{seq}" if label else f"pb-{channel_id}-{seq}"
+
+
+class PlaybackIds:
+    """Mixin for call contexts: :meth:`next_playback_id` counts in :attr:`playback_seq`."""
+
+    channel_id: str
+    playback_seq: int = 0
+
+    def next_playback_id(self, label: str = "") -> str:
+        """A fresh, derivable playback id for this call."""
+        self.playback_seq += 1
+        return playback_id(self.channel_id, self.playback_seq, label)
+
+
+class Deadline:
+    """A point in the event loop's time to wait for events until.
+
+    ``while (event := await deadline.next(ctx.next_event)) is not None: ...`` reads events until
+    the deadline passes; :meth:`restart` moves it (a grace period after a stop request)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.at = self._loop.time() + seconds
+
+    def left(self) -> float:
+        """Seconds until the deadline (0.0 once passed)."""
+        return max(self.at - self._loop.time(), 0.0)
+
+    def restart(self, seconds: float) -> None:
+        """Move the deadline to ``seconds`` from now."""
+        self.at = self._loop.time() + seconds
+
+    @overload
+    async def next(
+        self, read: Callable[[float | None], Awaitable[InboxEvent | None]]
+    ) -> InboxEvent | None: ...
+
+    @overload
+    async def next(
+        self, read: Callable[[float | None], Awaitable[InboxMessage | None]]
+    ) -> InboxMessage | None: ...
+
+    async def next(
+        self, read: Callable[[float | None], Awaitable[InboxMessage | None]]
+    ) -> InboxMessage | None:
+        """The next event ``read(timeout)`` gives before the deadline, else ``None``."""
+        return await read(self.left())
+
+
 async def play_and_wait(
     ctx: CallContext, media: Sequence[str], playback_id: str, timeout: float = 30.0
 ) -> None:
     """Play ``media`` to the caller and wait until it ends or ``timeout`` seconds pass (for
     prompts played outside a flow step: apologies, goodbyes)."""
     await ctx.telephony.play(ctx.channel_id, media, playback_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (left := deadline - loop.time()) > 0:
-        event = await ctx.next_event(left)
-        if event is None or (
-            isinstance(event, PlaybackFinished) and event.playback_id == playback_id
-        ):
+    deadline = Deadline(timeout)
+    while (event := await deadline.next(ctx.next_event)) is not None:
+        if isinstance(event, PlaybackFinished) and event.playback_id == playback_id:
             break
