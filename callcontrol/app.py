@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.agents import AgentStateError
 from callcontrol.acd.directory import NewAgent
-from callcontrol.acd.reports import queue_period_stats
+from callcontrol.acd.stats import queue_period_stats
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.server import build_app
 from callcontrol.ari.adapter import IGNORED_EVENTS
@@ -109,7 +109,8 @@ class App:
             recovering=lambda: self.recovery.busy,
         )
         self.headsets = AgentsInclude(pbx_etc_dir, self._reload_pjsip)
-        self.directory = AgentDirectory(config, engine, self.acd, self._apply_headsets)
+        self.directory = AgentDirectory(config, engine, self.store, self.acd,
+                                        self._apply_headsets)
         self.recovery = Recovery(self)
         self.fallback_ledger = LedgerFollower(self)
         self.tokens = TokenStore(config.path(config.http.tokens_file))

@@ -43,21 +43,19 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
 
 from callcontrol.ari import protocol
 from callcontrol.errors import CallControlError
 from callcontrol.logging import get_logger
-from callcontrol.store.db import session_factory
+from callcontrol.store.ledger import known_calls
 from callcontrol.store.records import (
     CallClosed,
     CallEvent,
@@ -66,7 +64,6 @@ from callcontrol.store.records import (
     Outcome,
     Record,
 )
-from callcontrol.store.tables import CallRow
 
 if TYPE_CHECKING:
     from callcontrol.app import App
@@ -84,7 +81,6 @@ REASON_LOST = "cut by an Asterisk restart while in the dialplan fallback"
 _FIELDS = 12
 _VERSION = "1"
 _NAMESPACE = uuid.UUID("0b5f4d1e-8f2a-4c7e-9a51-3c2d6f1e7a90")
-_QUERY_CHUNK = 400
 
 
 @dataclass(frozen=True)
@@ -244,7 +240,8 @@ class FallbackLedger:
                     waiting = True
                     continue
                 ready.append((call, closing))
-            channels, sip_call_ids = await self._known(ready)
+            channels, sip_call_ids = await known_calls(
+                self.engine, [(call.uniqueid, call.sip_call_id) for call, _ in ready])
             imported = 0
             for call, closing in ready:
                 self._settled.add(call.key)
@@ -309,28 +306,6 @@ class FallbackLedger:
             log.warning("fallback_ledger_rotate_failed", ledger=str(self.path), error=str(exc))
             return
         log.info("fallback_ledger_rotated", ledger=str(self.path))
-
-    # -- the store --------------------------------------------------------------------------
-    async def _known(self, ready: Sequence[tuple[FallbackCall, Closing]]
-                     ) -> tuple[set[str], set[str]]:
-        """The channel ids and SIP Call-IDs among ``ready`` that already have a row."""
-        channels: set[str] = set()
-        sip_call_ids: set[str] = set()
-        calls = [call for call, _ in ready]
-        if not calls:
-            return channels, sip_call_ids
-        async with session_factory(self.engine)() as session:
-            for start in range(0, len(calls), _QUERY_CHUNK):
-                chunk = calls[start:start + _QUERY_CHUNK]
-                ids = [c.uniqueid for c in chunk]
-                sips = [c.sip_call_id for c in chunk if c.sip_call_id]
-                query = sa.select(col(CallRow.channel_id), col(CallRow.sip_call_id)).where(
-                    sa.or_(col(CallRow.channel_id).in_(ids), col(CallRow.sip_call_id).in_(sips)))
-                for channel_id, sip_call_id in (await session.execute(query)).all():
-                    channels.add(channel_id)
-                    if sip_call_id:
-                        sip_call_ids.add(sip_call_id)
-        return channels, sip_call_ids
 
 
 # -- the daemon's hook ------------------------------------------------------------------------

@@ -32,9 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
 
 from callcontrol.acd.agents import AgentBoard, AgentStateError
 from callcontrol.acd.connect import request_from_details, resume_talking, resume_waiting
@@ -48,9 +46,8 @@ from callcontrol.calls.context import (
     play_and_wait,
 )
 from callcontrol.logging import get_logger
-from callcontrol.store.db import session_factory
+from callcontrol.store.adoption import last_agent_states
 from callcontrol.store.records import Outcome
-from callcontrol.store.tables import AgentEventRow
 from callcontrol.telephony import ChannelInfo
 
 _log = get_logger(__name__)
@@ -216,12 +213,7 @@ async def _end(ctx: AdoptedCall, result: QueueResult) -> Outcome:
 async def restore_agents(engine: AsyncEngine, board: AgentBoard) -> dict[str, str]:
     """Put every agent back in the state its last journaled change left it in (a restarted
     daemon starts with all agents logged out). Returns agent id -> restored state."""
-    last = (sa.select(sa.func.max(AgentEventRow.id))
-            .where(col(AgentEventRow.kind) == "state")
-            .group_by(col(AgentEventRow.agent_id)))
-    query = sa.select(AgentEventRow).where(col(AgentEventRow.id).in_(last.scalar_subquery()))
-    async with session_factory(engine)() as session:
-        rows = list((await session.execute(query)).scalars())
+    rows = await last_agent_states(engine)
     restored: dict[str, str] = {}
     for row in rows:
         if row.agent_id not in board.agents:

@@ -33,17 +33,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import aliased
-from sqlmodel import col
 
 from callcontrol.acd.adopt import TimelineEntry
 from callcontrol.acd.queues import QueueEntry
 from callcontrol.acd.router import Acd
 from callcontrol.logging import get_logger
-from callcontrol.store.db import session_factory
-from callcontrol.store.tables import CallEventRow
+from callcontrol.store.callbacks import open_callback_timelines
 
 _log = get_logger(__name__)
 
@@ -129,21 +125,7 @@ def _time(value: Any) -> datetime | None:
 
 async def load_pending_callbacks(engine: AsyncEngine) -> list[PendingCallback]:
     """Every callback requested and not closed, from the store, in routing order."""
-    requested, closing = aliased(CallEventRow), aliased(CallEventRow)
-    closed = sa.exists().where(
-        col(closing.call_id) == col(requested.call_id),
-        col(closing.kind).in_(CLOSING_KINDS),
-        closing.data["entry_id"].as_string() == requested.data["entry_id"].as_string(),
-    )
-    calls = (sa.select(col(requested.call_id))
-             .where(col(requested.kind) == "callback_requested", ~closed).distinct())
-    query = (sa.select(CallEventRow).where(col(CallEventRow.call_id).in_(calls))
-             .order_by(col(CallEventRow.id)))
-    async with session_factory(engine)() as session:
-        rows = list((await session.execute(query)).scalars())
-    timelines: dict[str, list[CallEventRow]] = {}
-    for row in rows:
-        timelines.setdefault(row.call_id, []).append(row)
+    timelines = await open_callback_timelines(engine, CLOSING_KINDS)
     found = [callback for call_id, timeline in timelines.items()
              for callback in pending_callbacks(call_id, timeline)]
     return sorted(found, key=PendingCallback.sort_key)

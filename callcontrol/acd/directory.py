@@ -7,9 +7,11 @@ Agents of the config file are defined there and cannot be changed through the AP
 created through the API is one row of the ``agents`` table; its headset password is kept out of
 the database, the logs and every API answer: it goes to a mode-0600 file in
 ``acd.agent_secrets_dir`` named by the row (Asterisk's digest auth needs the password in clear
-to render the PJSIP auth, so it cannot be stored hashed). Each change runs under one lock, in
-this order: secret file and row, then the PBX (include file and res_pjsip reload), then the
-ACD; a create whose PBX step fails is rolled back.
+to render the PJSIP auth, so it cannot be stored hashed). Rows are written like every other
+record, through the journal writer (:class:`~callcontrol.store.records.AgentSaved`,
+:class:`~callcontrol.store.records.AgentRemoved`). Each change runs under one lock, in this
+order: secret file, then the PBX (include file and res_pjsip reload), then the ACD, then the
+row; a create whose PBX step fails is rolled back (no row was written).
 """
 
 from __future__ import annotations
@@ -18,23 +20,20 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from pydantic import SecretStr
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
 
 from callcontrol.clock import utcnow
 from callcontrol.config import AgentConfig, Config, SecretRef
 from callcontrol.errors import CallControlError
 from callcontrol.logging import get_logger
-from callcontrol.store.db import session_factory
-from callcontrol.store.tables import AgentRow
+from callcontrol.store.agents import load_agents
+from callcontrol.store.records import AgentRemoved, AgentSaved, InteractionLog, new_id
 
 _log = get_logger(__name__)
 
@@ -113,6 +112,7 @@ class AgentDirectory:
         self,
         config: Config,
         engine: AsyncEngine,
+        log: InteractionLog,
         roster: Roster,
         headsets: Headsets,
         *,
@@ -120,6 +120,7 @@ class AgentDirectory:
     ) -> None:
         self._config = config
         self._engine = engine
+        self._log = log
         self._roster = roster
         self._headsets = headsets
         self._clock = clock
@@ -127,6 +128,7 @@ class AgentDirectory:
         self._config_agents = {a.id: a for a in config.agents}
         self._reserved = {a.endpoint for a in config.agents} | {c.id for c in config.callers}
         self._managed: dict[str, AgentConfig] = {}
+        self._saved: dict[str, AgentSaved] = {}  # every stored row, loaded or not
         self._lock = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -134,16 +136,15 @@ class AgentDirectory:
     async def start(self) -> None:
         """Load the API-managed agents into the ACD and write the PBX include file (an agent
         whose secret file is missing is left out and logged)."""
-        async with session_factory(self._engine)() as session:
-            rows = list((await session.execute(sa.select(AgentRow))).scalars())
-        for row in rows:
-            if row.id in self._config_agents or row.endpoint in self._reserved:
-                _log.warning("api_agent_shadowed_by_config", agent_id=row.id)
+        for row in await load_agents(self._engine):
+            self._saved[row.agent_id] = row
+            if row.agent_id in self._config_agents or row.endpoint in self._reserved:
+                _log.warning("api_agent_shadowed_by_config", agent_id=row.agent_id)
                 continue
             try:
                 agent = self._to_config(row)
             except CallControlError as exc:
-                _log.error("api_agent_not_loaded", agent_id=row.id, error=str(exc))
+                _log.error("api_agent_not_loaded", agent_id=row.agent_id, error=str(exc))
                 continue
             await self._roster.add_agent(agent)
             self._managed[agent.id] = agent
@@ -191,30 +192,26 @@ class AgentDirectory:
                 a.endpoint == new.endpoint for a in self._managed.values()
             ):
                 raise EndpointInUse(f"endpoint {new.endpoint!r} is already in use")
+            if new.id in self._saved or any(
+                r.endpoint == new.endpoint for r in self._saved.values()
+            ):  # a stored row that was not loaded (its secret file is missing)
+                raise AgentExists(f"agent {new.id!r} or endpoint {new.endpoint!r} exists")
             secret = self._write_secret(new.id, new.password)
-            now = self._clock()
-            row = AgentRow(id=new.id, name=new.name, endpoint=new.endpoint,
-                           password_file=str(secret), skills=dict(new.skills),
-                           queues=list(new.queues), wrap_up=new.wrap_up, created_at=now,
-                           updated_at=now)
-            try:
-                async with session_factory(self._engine)() as session, session.begin():
-                    session.add(row)
-            except IntegrityError:
-                secret.unlink(missing_ok=True)
-                raise AgentExists(f"agent {new.id!r} or endpoint {new.endpoint!r} exists") \
-                    from None
+            row = AgentSaved(agent_id=new.id, at=self._clock(), name=new.name,
+                             endpoint=new.endpoint, password_file=str(secret),
+                             skills=dict(new.skills), queues=list(new.queues),
+                             wrap_up=new.wrap_up)
             agent = self._to_config(row)
             try:
                 await self._headsets({**self._accounts(), agent.endpoint:
                                       agent.password.value.get_secret_value()})
                 await self._roster.add_agent(agent)
             except BaseException:
-                await self._delete_row(new.id)
                 secret.unlink(missing_ok=True)
                 with contextlib.suppress(CallControlError):
                     await self._headsets(self._accounts())
                 raise
+            self._save(row)
             self._managed[agent.id] = agent
             _log.info("agent_created", agent_id=agent.id, endpoint=agent.endpoint)
             return self.describe(agent.id)
@@ -230,15 +227,12 @@ class AgentDirectory:
             fields = {k: v for k, v in changes.items() if k != "password"}
             if "password" in changes:
                 self._write_secret(agent_id, changes["password"])
-            async with session_factory(self._engine)() as session, session.begin():
-                row = await session.get(AgentRow, agent_id)
-                if row is None:
-                    raise AgentNotFound(f"no agent {agent_id!r}")
-                for name, value in fields.items():
-                    setattr(row, name, dict(value) if name == "skills"
-                            else list(value) if name == "queues" else value)
-                row.updated_at = self._clock()
-                agent = self._to_config(row)
+            copies: dict[str, Any] = {name: dict(value) if name == "skills"
+                                      else list(value) if name == "queues" else value
+                                      for name, value in fields.items()}
+            row = replace(self._saved[agent_id], **copies, at=self._clock(), record_id=new_id())
+            agent = self._to_config(row)
+            self._save(row)
             self._managed[agent_id] = agent
             if "password" in changes:
                 await self._headsets(self._accounts())
@@ -256,7 +250,8 @@ class AgentDirectory:
             except CallControlError as exc:
                 raise AgentBusy(str(exc)) from None
             del self._managed[agent_id]
-            await self._delete_row(agent_id)
+            del self._saved[agent_id]
+            self._log.append(AgentRemoved(agent_id=agent_id, at=self._clock()))
             if agent.password.file is not None:
                 agent.password.file.unlink(missing_ok=True)
             _log.info("agent_deleted", agent_id=agent_id)
@@ -285,13 +280,13 @@ class AgentDirectory:
         tmp.replace(path)
         return path
 
-    def _to_config(self, row: AgentRow) -> AgentConfig:
+    def _save(self, row: AgentSaved) -> None:
+        self._saved[row.agent_id] = row
+        self._log.append(row)
+
+    def _to_config(self, row: AgentSaved) -> AgentConfig:
         password = SecretRef(file=Path(row.password_file))
         password.load(self._config.base_dir, {})
-        return AgentConfig(id=row.id, name=row.name, endpoint=row.endpoint, password=password,
-                           skills=dict(row.skills), queues=list(row.queues),
+        return AgentConfig(id=row.agent_id, name=row.name, endpoint=row.endpoint,
+                           password=password, skills=dict(row.skills), queues=list(row.queues),
                            wrap_up=row.wrap_up)
-
-    async def _delete_row(self, agent_id: str) -> None:
-        async with session_factory(self._engine)() as session, session.begin():
-            await session.execute(sa.delete(AgentRow).where(col(AgentRow.id) == agent_id))

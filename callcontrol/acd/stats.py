@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.agents import AgentState
 from callcontrol.acd.router import Acd
 from callcontrol.config import QueueConfig
 from callcontrol.store.records import AgentEvent, CallEvent, Record
+from callcontrol.store.reports import period_records
 
 
 def live_stats(acd: Acd) -> dict[str, dict[str, Any]]:
@@ -123,3 +126,18 @@ def period_stats(
         asa_s=sum(waits) / len(waits) if waits else None,
         aht_s=sum(handle_times) / len(handle_times) if handle_times else None,
     )
+
+
+QUEUE_KINDS = ("queue_entered", "queue_left", "queue_refused", "agent_disconnected")
+"""The call events :func:`period_stats` reads."""
+
+
+async def queue_period_stats(
+    engine: AsyncEngine, queue: str, config: QueueConfig, start: datetime, end: datetime,
+    horizon: timedelta,
+) -> QueueStats:
+    """Figures of ``queue`` for the callers that entered it in ``[start, end)``, from the
+    store. A caller who entered in the period may leave the queue (and finish wrap-up) later:
+    rows are read up to ``end + horizon``."""
+    records = await period_records(engine, start, end + horizon, QUEUE_KINDS)
+    return period_stats(records, queue, config, start, end)

@@ -8,7 +8,9 @@ retry a batch whose commit result is unknown and replay the journal after a cras
 - ``CallOpened`` inserts the call row if it is absent;
 - ``CallUpdated`` sets the given fields (``tags`` are merged as a set, first-seen order);
 - ``CallClosed`` sets ``ended_at``, the outcome, hangup cause and reason only if the call is
-  not closed yet.
+  not closed yet;
+- ``AgentSaved`` writes the agent's row whole (``created_at`` kept once set), ``AgentRemoved``
+  deletes it.
 
 Records are applied in order, so replaying an earlier update always ends with the later one.
 """
@@ -28,6 +30,8 @@ from callcontrol.logging import get_logger
 from callcontrol.store.codec import jsonable
 from callcontrol.store.records import (
     AgentEvent,
+    AgentRemoved,
+    AgentSaved,
     CallClosed,
     CallEvent,
     CallOpened,
@@ -37,6 +41,7 @@ from callcontrol.store.records import (
 from callcontrol.store.tables import (
     UPDATABLE_CALL_FIELDS,
     AgentEventRow,
+    AgentRow,
     CallEventRow,
     CallRow,
 )
@@ -73,6 +78,25 @@ async def apply_batch(conn: AsyncConnection, records: Sequence[Record]) -> None:
         await _insert_new(conn, _TABLES[AgentEventRow.__tablename__], agent_events)
     if changes:
         await _apply_call_changes(conn, changes)
+    for record in records:  # few and rare: one statement each, in order
+        if isinstance(record, AgentSaved | AgentRemoved):
+            await _apply_agent_change(conn, record)
+
+
+async def _apply_agent_change(conn: AsyncConnection, record: AgentSaved | AgentRemoved) -> None:
+    table = _TABLES[AgentRow.__tablename__]
+    if isinstance(record, AgentRemoved):
+        await conn.execute(sa.delete(table).where(table.c.id == record.agent_id))
+        return
+    values = {"name": record.name, "endpoint": record.endpoint,
+              "password_file": record.password_file, "skills": jsonable(record.skills),
+              "queues": jsonable(record.queues), "wrap_up": record.wrap_up,
+              "updated_at": record.at}
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    await conn.execute(
+        insert(table).values(id=record.agent_id, created_at=record.at, **values)
+        .on_conflict_do_update(index_elements=["id"], set_=values)
+    )
 
 
 def _timeline_row(record: CallEvent | AgentEvent, owner: str, owner_id: str) -> dict[str, Any]:

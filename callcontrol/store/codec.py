@@ -15,6 +15,8 @@ from typing import Any
 
 from callcontrol.store.records import (
     AgentEvent,
+    AgentRemoved,
+    AgentSaved,
     CallClosed,
     CallEvent,
     CallOpened,
@@ -23,7 +25,9 @@ from callcontrol.store.records import (
 )
 
 RECORD_TYPES: dict[str, type[Record]] = {
-    cls.__name__: cls for cls in (CallOpened, CallUpdated, CallClosed, CallEvent, AgentEvent)
+    cls.__name__: cls
+    for cls in (CallOpened, CallUpdated, CallClosed, CallEvent, AgentEvent, AgentSaved,
+                AgentRemoved)
 }
 
 # Call-row columns that hold datetimes when they travel inside ``CallUpdated.fields``.

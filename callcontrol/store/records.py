@@ -97,6 +97,27 @@ class AgentEvent(Record):
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class AgentSaved(Record):
+    """An agent managed through the HTTP API was created or changed: the whole definition
+    (its ``agents`` row; ``at`` is its ``updated_at``, and ``created_at`` of a new row)."""
+
+    agent_id: str
+    name: str
+    endpoint: str
+    password_file: str
+    skills: dict[str, int] = field(default_factory=dict)
+    queues: list[str] = field(default_factory=list)
+    wrap_up: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentRemoved(Record):
+    """An agent managed through the HTTP API was deleted: its row goes."""
+
+    agent_id: str
+
+
 class InteractionLog(Protocol):
     """Where domain code appends records. Synchronous, never blocks on the database."""
 

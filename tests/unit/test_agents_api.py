@@ -22,7 +22,7 @@ from callcontrol.acd.directory import (
     EndpointInUse,
     NewAgent,
 )
-from callcontrol.acd.reports import queue_period_stats
+from callcontrol.acd.stats import queue_period_stats
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.server import build_app
 from callcontrol.config import AgentConfig, Config, QueueConfig
@@ -32,6 +32,7 @@ from callcontrol.pbx.settings import SipAccount
 from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.migrations import upgrade
 from callcontrol.store.tables import AgentEventRow, CallEventRow
+from callcontrol.store.writer import StoreWriter
 from tests.unit.test_api import FakeBackend
 
 PASSWORD = "s3cret-Pass_word"
@@ -327,9 +328,12 @@ async def directory_parts(tmp_path: Path) -> Any:
     url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
     await upgrade(url)
     engine = create_engine(url)
+    writer = StoreWriter(engine, tmp_path / "journal")
+    writer.start()
     try:
-        yield _config(tmp_path), engine
+        yield _config(tmp_path), engine, writer
     finally:
+        await writer.close()
         await engine.dispose()
 
 
@@ -343,9 +347,9 @@ def _new(**override: Any) -> NewAgent:
 
 async def test_directory_stores_rows_and_secret_files(directory_parts: Any,
                                                       tmp_path: Path) -> None:
-    config, engine = directory_parts
+    config, engine, writer = directory_parts
     roster, headsets = FakeRoster(), FakeHeadsets()
-    directory = AgentDirectory(config, engine, roster, headsets)
+    directory = AgentDirectory(config, engine, writer, roster, headsets)
     await directory.start()
     described = await directory.create(_new())
     assert described["source"] == "api"
@@ -373,8 +377,9 @@ async def test_directory_stores_rows_and_secret_files(directory_parts: Any,
     assert roster.agents["bob"].name == "Robert"
 
     # a restarted daemon loads the agent back from its row and secret file
+    await writer.flush()
     roster2 = FakeRoster()
-    again = AgentDirectory(config, engine, roster2, FakeHeadsets())
+    again = AgentDirectory(config, engine, writer, roster2, FakeHeadsets())
     await again.start()
     assert roster2.agents["bob"].password.value.get_secret_value() == "n3w-Password"
     assert again.describe("bob")["name"] == "Robert"
@@ -392,9 +397,9 @@ async def test_directory_stores_rows_and_secret_files(directory_parts: Any,
 
 async def test_directory_rolls_back_a_create_the_pbx_refused(directory_parts: Any,
                                                              tmp_path: Path) -> None:
-    config, engine = directory_parts
+    config, engine, writer = directory_parts
     roster, headsets = FakeRoster(), FakeHeadsets()
-    directory = AgentDirectory(config, engine, roster, headsets)
+    directory = AgentDirectory(config, engine, writer, roster, headsets)
     headsets.fail = True
     with pytest.raises(ConfigError):
         await directory.create(_new())
@@ -433,7 +438,7 @@ async def test_include_file_is_private_and_reloads_only_on_change(tmp_path: Path
 
 
 async def test_queue_stats_are_read_back_from_the_store(directory_parts: Any) -> None:
-    _, engine = directory_parts
+    _, engine, _ = directory_parts
     t0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
     def call(n: int, kind: str, seconds: float, **data: Any) -> CallEventRow:

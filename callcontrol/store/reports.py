@@ -1,39 +1,32 @@
-"""Queue figures over a period, read from the store (``GET /api/queues/{name}/stats``).
+"""Rows for reports, read back as the records the domain appended.
 
-The rows are turned back into the records the ACD appended and handed to
-:func:`~callcontrol.acd.stats.period_stats`, the one implementation of the definitions in
-``docs/queue-statistics.md``. A caller who entered in ``[start, end)`` may leave the queue (and
-finish wrap-up) later: rows are read up to ``end + horizon``.
+:func:`period_records` feeds the queue statistics (``GET /api/queues/{name}/stats``,
+:func:`callcontrol.acd.stats.queue_period_stats`): the call events of the given kinds and the
+agents' state changes in ``[start, until)``, in the order they were appended.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Collection
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from callcontrol.acd.stats import QueueStats, period_stats
-from callcontrol.config import QueueConfig
 from callcontrol.store.db import session_factory
 from callcontrol.store.records import AgentEvent, CallEvent, Record
 from callcontrol.store.tables import AgentEventRow, CallEventRow
 
-QUEUE_KINDS = ("queue_entered", "queue_left", "queue_refused", "agent_disconnected")
-"""The call events :func:`period_stats` reads."""
 
-
-async def queue_period_stats(
-    engine: AsyncEngine, queue: str, config: QueueConfig, start: datetime, end: datetime,
-    horizon: timedelta,
-) -> QueueStats:
-    """Figures of ``queue`` for the callers that entered it in ``[start, end)``."""
-    until = end + horizon
+async def period_records(
+    engine: AsyncEngine, start: datetime, until: datetime, call_kinds: Collection[str]
+) -> list[Record]:
+    """Call events of ``call_kinds`` and agent ``state`` events in ``[start, until)``."""
     calls = (
         sa.select(CallEventRow)
         .where(col(CallEventRow.at) >= start, col(CallEventRow.at) < until,
-               col(CallEventRow.kind).in_(QUEUE_KINDS))
+               col(CallEventRow.kind).in_(call_kinds))
         .order_by(col(CallEventRow.id))
     )
     agents = (
@@ -50,4 +43,4 @@ async def queue_period_stats(
         for arow in (await session.execute(agents)).scalars():
             records.append(AgentEvent(record_id=arow.record_id, at=arow.at,
                                       agent_id=arow.agent_id, kind=arow.kind, data=arow.data))
-    return period_stats(records, queue, config, start, end)
+    return records
