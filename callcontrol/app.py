@@ -35,6 +35,7 @@ from callcontrol.calls.manager import CallManager
 from callcontrol.calls.router import EventRouter
 from callcontrol.config import Config, resolve_secret
 from callcontrol.errors import ApiError
+from callcontrol.fallback_ledger import STATE_NAME as LEDGER_STATE_NAME
 from callcontrol.fallback_ledger import LedgerFollower
 from callcontrol.logging import configure_logging, get_logger
 from callcontrol.pbx.agents_conf import AgentsInclude
@@ -73,6 +74,7 @@ class App:
         from callcontrol.acd.directory import AgentDirectory
         from callcontrol.acd.service import build_acd
         from callcontrol.ami.client import AmiClient
+        from callcontrol.ami.headsets import AmiHeadsets
         from callcontrol.ari.adapter import AriTelephony
         from callcontrol.ari.client import AriClient
         from callcontrol.flows.runtime import FlowService
@@ -99,8 +101,9 @@ class App:
         )
         self.paths = paths
         self.flows = FlowService(config, to_pbx=paths.to_pbx, stock_sounds=stock_sounds)
+        self.headset_status = AmiHeadsets(self.ami)
         self.acd = build_acd(config, self.telephony, self.store, self.router,
-                             contacts=self.ami)
+                             contacts=self.headset_status)
         self.calls = CallManager(
             self.telephony, self.store, self.router, self.flows.run_call,
             call_max_seconds=config.run.call_max_seconds,
@@ -111,8 +114,14 @@ class App:
         self.headsets = AgentsInclude(pbx_etc_dir, self._reload_pjsip)
         self.directory = AgentDirectory(config, engine, self.store, self.acd,
                                         self._apply_headsets)
-        self.recovery = Recovery(self)
-        self.fallback_ledger = LedgerFollower(self)
+        self.fallback_ledger = LedgerFollower(
+            telephony=self.telephony, to_host=paths.to_host, engine=engine, store=self.store,
+            state_file=config.path(config.database.journal_dir) / LEDGER_STATE_NAME,
+        )
+        self.recovery = Recovery(
+            telephony=self.telephony, calls=self.calls, router=self.router, engine=engine,
+            log=self.store, acd=self.acd, ledger=self.fallback_ledger,
+        )
         self.tokens = TokenStore(config.path(config.http.tokens_file))
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,8 +160,8 @@ class App:
         self.ari.on_connected(self.recovery.resync)
         self.telephony.on_event(self.router.deliver)
         await self.ari.start()
-        self.ami.on_event(self.acd.on_ami_event)
-        self.ami.on_connected(self.acd.on_ami_connected)
+        self.headset_status.on_change(self.acd.on_headset)
+        self.ami.on_connected(self.acd.sync_headsets)
         self.ami.on_connected(self.directory.sync_pbx)
         await self.ami.start()
         api = build_app(self, self.tokens)

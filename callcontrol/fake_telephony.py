@@ -8,6 +8,7 @@ events it wants into the call's inbox, or registers :attr:`FakeTelephony.on_comm
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from callcontrol.errors import NotFound, TelephonyError
@@ -26,6 +27,8 @@ class FakeTelephony:
         self.variables: dict[tuple[str, str], str] = {}
         self.bridges: dict[str, list[str]] = {}
         self.channels: dict[str, ChannelInfo] = {}
+        self.started: datetime | None = None
+        self.log_dir = "/var/log/asterisk"
 
     def _do(self, command: str, /, **args: Any) -> None:
         self.commands.append((command, args))
@@ -131,6 +134,14 @@ class FakeTelephony:
     async def get_variable(self, channel_id: str, name: str) -> str | None:
         self._do("get_variable", channel_id=channel_id, name=name)
         return self.variables.get((channel_id, name))
+
+    async def pbx_started(self) -> datetime | None:
+        """:attr:`started` (``None``: unknown)."""
+        return self.started
+
+    async def pbx_log_dir(self) -> str:
+        """:attr:`log_dir`."""
+        return self.log_dir
 
     async def list_channels(self) -> list[ChannelInfo]:
         self._do("list_channels")

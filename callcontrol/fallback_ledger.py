@@ -43,16 +43,15 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.ari import protocol
 from callcontrol.errors import CallControlError
 from callcontrol.logging import get_logger
 from callcontrol.store.ledger import known_calls
@@ -64,9 +63,8 @@ from callcontrol.store.records import (
     Outcome,
     Record,
 )
-
-if TYPE_CHECKING:
-    from callcontrol.app import App
+from callcontrol.store.writer import StoreWriter
+from callcontrol.telephony import Telephony
 
 log = get_logger("callcontrol.fallback_ledger")
 
@@ -314,8 +312,15 @@ class LedgerFollower:
     """The ledger of one running daemon and the task that keeps importing it (owned by the
     app: :meth:`close` on shutdown)."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(
+        self, *, telephony: Telephony, to_host: Callable[[PurePosixPath], Path],
+        engine: AsyncEngine, store: StoreWriter, state_file: Path,
+    ) -> None:
+        self.telephony = telephony
+        self.to_host = to_host
+        self.engine = engine
+        self.store = store
+        self.state_file = state_file
         self.ledger: FallbackLedger | None = None
         self.pbx_started: datetime | None = None
         self._task: asyncio.Task[None] | None = None
@@ -327,13 +332,11 @@ class LedgerFollower:
         ``pbx_started`` is when that Asterisk started (``None``: unknown). Never raises: a ledger
         that cannot be read or a store that is down only delays the import.
         """
-        app = self.app
-        path = await _ledger_path(app)
+        path = await self._ledger_path()
         if path is None:
             return
         if self.ledger is None or self.ledger.path != path:
-            state = app.config.path(app.config.database.journal_dir) / STATE_NAME
-            self.ledger = FallbackLedger(path, state, app.engine, app.store)
+            self.ledger = FallbackLedger(path, self.state_file, self.engine, self.store)
         if pbx_started is not None:
             self.pbx_started = pbx_started
         await self._sync()
@@ -354,7 +357,7 @@ class LedgerFollower:
             return
         try:
             await ledger.sync(pbx_started=self.pbx_started,
-                              store_idle=self.app.store.pending == 0)
+                              store_idle=self.store.pending == 0)
         except Exception as exc:  # the store down, the file unreadable: retried at the next poll
             log.warning("fallback_ledger_import_failed", ledger=str(ledger.path),
                         error=f"{type(exc).__name__}: {exc}")
@@ -365,13 +368,11 @@ class LedgerFollower:
             await self._sync()
 
 
-async def _ledger_path(app: App) -> Path | None:
-    """The host path of the ledger: Asterisk's log folder (ASTLOGDIR) through the path map."""
-    request = protocol.Request("GET", "/asterisk/variable", {"variable": "ASTLOGDIR"})
-    try:
-        answer: Any = await app.ari.request(request)
-        folder = str(answer["value"]) if isinstance(answer, dict) else ""
-        return app.paths.to_host(PurePosixPath(folder) / LEDGER_NAME)
-    except (CallControlError, KeyError, ValueError) as exc:
-        log.warning("fallback_ledger_unknown", error=str(exc))
-        return None
+    async def _ledger_path(self) -> Path | None:
+        """The host path of the ledger: Asterisk's log folder (ASTLOGDIR), mapped."""
+        try:
+            folder = await self.telephony.pbx_log_dir()
+            return self.to_host(PurePosixPath(folder) / LEDGER_NAME)
+        except (CallControlError, ValueError) as exc:
+            log.warning("fallback_ledger_unknown", error=str(exc))
+            return None

@@ -147,6 +147,22 @@ class BridgeInfo:
     channel_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class HeadsetReachability:
+    """A headset's registration changed: ``reachable`` is what the PBX's contact status says
+    now (the AMI adapter, :mod:`callcontrol.ami.headsets`, reports these)."""
+
+    endpoint: str
+    reachable: bool
+
+
+class HeadsetStatus(Protocol):
+    """Which SIP headsets can ring (the PBX's registered contacts)."""
+
+    async def headset_reachability(self) -> dict[str, bool]:
+        """Endpoint -> reachable, for the endpoints with a contact; others are unregistered."""
+
+
 RecordTerminator = Literal["none", "any", "*", "#"]
 
 
@@ -241,3 +257,9 @@ class Telephony(Protocol):
 
     async def list_bridges(self) -> list[BridgeInfo]:
         """List the bridges in our application."""
+
+    async def pbx_started(self) -> datetime | None:
+        """When the PBX started, or ``None`` when it cannot be told (never raises)."""
+
+    async def pbx_log_dir(self) -> str:
+        """The PBX's log folder (``ASTLOGDIR``), as the PBX sees it."""

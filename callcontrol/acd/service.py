@@ -7,7 +7,7 @@ router, AMI contact status, headset feature codes and the HTTP API.
                                            --> pump task --> acd.callbacks.deliver(event)
     ChannelEntered("feature", CODE, ENDPOINT) --> start_feature_code --> owned task:
                                            answer, board.feature_code, confirmation, hang up
-    AMI ContactStatus / (re)connect    --> board.set_reachable(endpoint, reachable)
+    headset reachability (AMI adapter) --> board.set_reachable(endpoint, reachable)
     daemon restart                     --> restore_agents, restore_callbacks (start),
                                            adoption (recovery): callcontrol.acd.adopt,
                                            callcontrol.acd.callback_store
@@ -23,7 +23,7 @@ import math
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,7 +36,6 @@ from callcontrol.acd.connect import serve_in_queue
 from callcontrol.acd.events import leg_answered, leg_failed
 from callcontrol.acd.router import Acd
 from callcontrol.acd.stats import live_stats, period_stats
-from callcontrol.ami.protocol import AmiEvent, ContactStatus
 from callcontrol.calls.context import CallContext, Deadline, DialRequest, QueueRequest, QueueResult
 from callcontrol.calls.inbox import AcdMessage, Inbox, inbox_reader
 from callcontrol.calls.router import EventRouter
@@ -51,14 +50,13 @@ from callcontrol.telephony import (
     ChannelInfo,
     ChannelLeftApp,
     DialEnded,
+    HeadsetReachability,
+    HeadsetStatus,
     PlaybackFinished,
     Telephony,
 )
 
 _log = get_logger(__name__)
-
-UNREACHABLE_CONTACT = frozenset({"Unreachable", "Removed"})
-"""AMI contact statuses that mean the headset cannot ring."""
 
 FEATURE_SOUNDS: Mapping[AgentState, Sequence[str]] = {
     AgentState.AVAILABLE: ("sound:agent-loginok",),
@@ -74,13 +72,6 @@ FEATURE_PLAY_TIMEOUT = 10.0
 
 _BUSY_CAUSES = frozenset({17, 21})
 _NO_ANSWER_CAUSES = frozenset({18, 19})
-
-
-class ContactSource(Protocol):
-    """Who can list the PBX's registered contacts (the AMI client)."""
-
-    async def contact_status(self) -> dict[str, str]:
-        """Endpoint -> best contact status; unregistered endpoints are missing."""
 
 
 class TodayLog:
@@ -153,7 +144,7 @@ class AcdService:
         log: InteractionLog,
         router: EventRouter,
         *,
-        contacts: ContactSource | None = None,
+        contacts: HeadsetStatus | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.config = config
@@ -328,29 +319,25 @@ class AcdService:
 
     # -- AMI ----------------------------------------------------------------------------------
 
-    async def on_ami_event(self, event: AmiEvent) -> None:
+    async def on_headset(self, event: HeadsetReachability) -> None:
         """A headset's contact changed: re-read the truth and update its reachability."""
-        if not isinstance(event, ContactStatus):
-            return
-        endpoint = event.endpoint or event.aor
+        endpoint = event.endpoint
         if endpoint not in self._endpoints:
             return
-        reachable = event.status not in UNREACHABLE_CONTACT
+        reachable = event.reachable
         if not reachable and self.contacts is not None:
             # A contact replaced by a new registration is "Removed" after its successor was
             # "Created": ask for the endpoint's contacts as they are now.
-            statuses = await self.contacts.contact_status()
-            reachable = statuses.get(endpoint, "Unreachable") not in UNREACHABLE_CONTACT
+            reachable = (await self.contacts.headset_reachability()).get(endpoint, False)
         self.acd.board.set_reachable(endpoint, reachable)
 
-    async def on_ami_connected(self) -> None:
-        """After every AMI (re)connect: set every headset's reachability from its contacts."""
+    async def sync_headsets(self) -> None:
+        """After every PBX (re)connect: set every headset's reachability from its contacts."""
         if self.contacts is None:
             return
-        statuses = await self.contacts.contact_status()
+        reachability = await self.contacts.headset_reachability()
         for endpoint in self._endpoints:
-            status = statuses.get(endpoint, "Unreachable")
-            self.acd.board.set_reachable(endpoint, status not in UNREACHABLE_CONTACT)
+            self.acd.board.set_reachable(endpoint, reachability.get(endpoint, False))
 
     # -- the roster (agents managed through the HTTP API) ----------------------------------
 
@@ -359,12 +346,11 @@ class AcdService:
         reachable = False
         if self.contacts is not None:
             try:
-                statuses = await self.contacts.contact_status()
+                reachability = await self.contacts.headset_reachability()
             except CallControlError as exc:
                 _log.warning("contact_status_failed", error=str(exc))
             else:
-                status = statuses.get(config.endpoint, "Unreachable")
-                reachable = status not in UNREACHABLE_CONTACT
+                reachable = reachability.get(config.endpoint, False)
         self.acd.add_agent(config, reachable=reachable)
         self._endpoints.add(config.endpoint)
 
@@ -564,8 +550,8 @@ def build_acd(
     log: InteractionLog,
     router: EventRouter,
     *,
-    contacts: ContactSource | None = None,
+    contacts: HeadsetStatus | None = None,
 ) -> AcdService:
     """The daemon's ACD: agents and queues from ``config``, callback legs claimed in
-    ``router``, headset reachability read from ``contacts`` (the AMI client)."""
+    ``router``, headset reachability read from ``contacts`` (the AMI adapter)."""
     return AcdService(config, telephony, log, router, contacts=contacts)

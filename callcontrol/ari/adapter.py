@@ -10,12 +10,14 @@ module sees a wire event.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 from callcontrol import telephony as tel
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.client import AriClient
 from callcontrol.clock import utcnow
-from callcontrol.errors import NotFound
+from callcontrol.errors import CallControlError, NotFound
 
 # Frequent ARI events :func:`translate` maps to nothing (about half of a call's events): the
 # client asks Asterisk not to send them (:class:`~callcontrol.ari.client.AriClient`).
@@ -296,6 +298,22 @@ class AriTelephony:
             for ch in channels
             if ch.id in channel_ids
         ]
+
+    async def pbx_started(self) -> datetime | None:
+        """When Asterisk started (``/asterisk/info``), ``None`` if it cannot be read."""
+        try:
+            info: Any = await self._client.request(ari.asterisk_info())
+        except CallControlError:
+            return None
+        status = info.get("status", {}) if isinstance(info, dict) else {}
+        return ari.parse_time(status.get("startup_time"))
+
+    async def pbx_log_dir(self) -> str:
+        """Asterisk's ``ASTLOGDIR``."""
+        answer: Any = await self._client.request(ari.get_global_variable("ASTLOGDIR"))
+        if not isinstance(answer, dict) or not answer.get("value"):
+            raise NotFound(404, "ASTLOGDIR is not set")
+        return str(answer["value"])
 
     async def list_bridges(self) -> list[tel.BridgeInfo]:
         """The bridges our application is subscribed to or that hold one of its channels."""

@@ -490,6 +490,11 @@ def asterisk_info() -> Request:
     return Request("GET", "/asterisk/info")
 
 
+def get_global_variable(name: str) -> Request:
+    """``GET /asterisk/variable``: a global variable (``ASTLOGDIR``...)."""
+    return Request("GET", "/asterisk/variable", {"variable": name})
+
+
 def list_applications() -> Request:
     """``GET /applications``: the registered Stasis applications."""
     return Request("GET", "/applications")

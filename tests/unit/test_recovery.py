@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption
@@ -16,7 +15,6 @@ from callcontrol.calls.router import EventRouter
 from callcontrol.calls.session import CallSession
 from callcontrol.clock import utcnow
 from callcontrol.config import AgentConfig, QueueConfig, SecretRef
-from callcontrol.errors import CallControlError
 from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.recovery import Recovery
 from callcontrol.store.db import create_engine
@@ -25,11 +23,6 @@ from callcontrol.store.queries import call_timeline, get_call
 from callcontrol.store.records import CallEvent, CallOpened, Outcome
 from callcontrol.store.writer import StoreWriter
 from callcontrol.telephony import ChannelHungUp, ChannelInfo
-
-
-class Ari:
-    async def request(self, _request: object) -> Any:
-        raise CallControlError("no PBX here")
 
 
 class AcdPart:
@@ -114,10 +107,10 @@ async def _scenario(engine: Any, store: StoreWriter) -> None:
         async def resync(self, pbx_started: object) -> None:
             imports.append(pbx_started)
 
-    app = SimpleNamespace(telephony=tel, calls=calls, router=router, store=store,
-                          engine=engine, ari=Ari(), acd=AcdPart(acd), fallback_ledger=Ledger())
+    recovery = Recovery(telephony=tel, calls=calls, router=router, engine=engine, log=store,
+                        acd=AcdPart(acd), ledger=Ledger())
 
-    await Recovery(app).resync()  # type: ignore[arg-type]
+    await recovery.resync()
     await store.flush()
     assert len(imports) == 1  # the fallback ledger is imported at every resync
 
@@ -149,7 +142,7 @@ async def _scenario(engine: Any, store: StoreWriter) -> None:
     assert acd.board.agents["a2"].state.value == "available"  # its call was not adopted
 
     # a second resync (an ARI reconnect) leaves the adopted calls alone
-    await Recovery(app).resync()  # type: ignore[arg-type]
+    await recovery.resync()
     assert set(calls.sessions) == {"wait", "talk"}
 
     # the adopted calls end the normal way, each closed once
