@@ -25,6 +25,7 @@ faults: install
 lint: install
 	$(PYTHON) -m ruff check callcontrol callcontrol_testing tests bench faults
 	$(PYTHON) -m mypy callcontrol callcontrol_testing bench faults
+	lint-imports
 
 flows-check: install
 	$(PYTHON) -m callcontrol --config $(CONFIG) flows check ivr_flows/
