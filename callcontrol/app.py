@@ -17,24 +17,18 @@ import asyncio
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import asdict
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.acd.agents import AgentStateError
-from callcontrol.acd.directory import NewAgent
-from callcontrol.acd.stats import queue_period_stats
 from callcontrol.api.auth import TokenStore
+from callcontrol.api.facade import ApiFacade
 from callcontrol.api.server import build_app
 from callcontrol.ari.adapter import IGNORED_EVENTS
 from callcontrol.calls.manager import CallManager
 from callcontrol.calls.router import EventRouter
 from callcontrol.config import Config, resolve_secret
-from callcontrol.errors import ApiError
 from callcontrol.fallback_ledger import STATE_NAME as LEDGER_STATE_NAME
 from callcontrol.fallback_ledger import LedgerFollower
 from callcontrol.logging import configure_logging, get_logger
@@ -42,22 +36,8 @@ from callcontrol.pbx.agents_conf import AgentsInclude
 from callcontrol.pbx.paths import PathMap
 from callcontrol.pbx.settings import SipAccount
 from callcontrol.recovery import Recovery
-from callcontrol.store.queries import (
-    call_timeline,
-    call_to_json,
-    event_to_json,
-    get_call,
-    recent_calls,
-)
 
 log = get_logger("callcontrol.app")
-
-DEMO_CRM: dict[str, dict[str, Any]] = {
-    "123456": {"account": "123456", "name": "Mario Rossi", "tier": "vip", "balance": 12.5},
-    "654321": {"account": "654321", "name": "Anna Bianchi", "tier": "standard",
-               "balance": 0.0},
-}
-
 
 # The AMI events the daemon reads (ContactStatus, for the ACD) are all of class ``system``:
 # the ``call`` class (several events per channel step) would only cost parsing.
@@ -122,6 +102,11 @@ class App:
             telephony=self.telephony, calls=self.calls, router=self.router, engine=engine,
             log=self.store, acd=self.acd, ledger=self.fallback_ledger,
         )
+        self.api = ApiFacade(
+            config=config, engine=engine, store=self.store,
+            links={"ari": self.ari.link, "ami": self.ami.link}, flows=self.flows,
+            acd=self.acd, directory=self.directory, calls=self.calls,
+        )
         self.tokens = TokenStore(config.path(config.http.tokens_file))
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -164,7 +149,7 @@ class App:
         self.ami.on_connected(self.acd.sync_headsets)
         self.ami.on_connected(self.directory.sync_pbx)
         await self.ami.start()
-        api = build_app(self, self.tokens)
+        api = build_app(self.api, self.tokens)
         self._runner = web.AppRunner(api, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
@@ -208,98 +193,6 @@ class App:
 
     async def _apply_headsets(self, accounts: Mapping[str, str]) -> None:
         await self.headsets.apply([SipAccount(e, p) for e, p in accounts.items()])
-
-    # -- ApiBackend -------------------------------------------------------------------------
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """Links and flow load state for ``/health``."""
-        links = {
-            "ari": self.ari.link.snapshot(),
-            "ami": self.ami.link.snapshot(),
-            "db": self.store.health(),
-        }
-        body: dict[str, Any] = {
-            **links,
-            "flows": self.flows.status(),
-            "calls_active": self.calls.active,
-        }
-        ok = all(link["up"] for link in links.values())
-        body["status"] = "ok" if ok else "degraded"
-        return ok, body
-
-    async def recent_calls(self, limit: int) -> list[dict[str, Any]]:
-        return [call_to_json(row) for row in await recent_calls(self.engine, limit)]
-
-    async def call_detail(self, call_id: str) -> dict[str, Any] | None:
-        row = await get_call(self.engine, call_id)
-        if row is None:
-            return None
-        timeline = await call_timeline(self.engine, call_id)
-        return {**call_to_json(row), "timeline": [event_to_json(e) for e in timeline]}
-
-    def flows_status(self) -> dict[str, Any]:
-        return self.flows.status()
-
-    def agents(self) -> list[dict[str, Any]]:
-        return self.acd.agents_json()
-
-    def queues(self) -> list[dict[str, Any]]:
-        return self.acd.queues_json()
-
-    def agent_action(self, agent_id: str, action: str, reason: str | None) -> dict[str, Any]:
-        return self.acd.agent_action(agent_id, action, reason)
-
-    def schedule_overrides(self) -> dict[str, Any]:
-        return self.flows.overrides_json()
-
-    def set_schedule_override(
-        self, name: str, state: Literal["open", "closed"], until: datetime | None, reason: str
-    ) -> dict[str, Any]:
-        return self.flows.set_override(name, state, until, reason)
-
-    def clear_schedule_override(self, name: str) -> bool:
-        return self.flows.clear_override(name)
-
-    def agent_detail(self, agent_id: str) -> dict[str, Any]:
-        definition = self.directory.describe(agent_id)
-        live = self.acd.acd.board.agents[agent_id].snapshot()
-        return {**live, **definition}
-
-    async def create_agent(self, new: NewAgent) -> dict[str, Any]:
-        await self.directory.create(new)
-        return self.agent_detail(new.id)
-
-    async def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        await self.directory.update(agent_id, changes)
-        return self.agent_detail(agent_id)
-
-    async def delete_agent(self, agent_id: str) -> None:
-        await self.directory.delete(agent_id)
-
-    def agent_call_control(self, agent_id: str, action: str, target: str | None
-                           ) -> dict[str, Any]:
-        self.directory.describe(agent_id)  # AgentNotFound for an unknown agent
-        kind, _, value = (target or "").partition(":")
-        if kind == "agent" and self.directory.source(value) is None:
-            raise ApiError(400, "invalid_body", "the request body has invalid fields",
-                           {"fields": {"to": f"unknown agent {value!r}"}})
-        try:
-            self.acd.call_control(agent_id, action, target)
-        except AgentStateError as exc:
-            raise ApiError(409, "agent_not_on_call", str(exc), {"agent_id": agent_id}) from None
-        return self.agent_detail(agent_id)
-
-    def queue_names(self) -> list[str]:
-        return list(self.config.queues)
-
-    async def queue_stats(self, queue: str, start: datetime, end: datetime) -> dict[str, Any]:
-        stats = await queue_period_stats(
-            self.engine, queue, self.config.queues[queue], start, end,
-            horizon=timedelta(seconds=self.config.run.call_max_seconds),
-        )
-        return {"from": start.isoformat(), "to": end.isoformat(), **asdict(stats)}
-
-    def crm_customer(self, account: str) -> dict[str, Any] | None:
-        return DEMO_CRM.get(account)
 
 
 async def serve(config: Config) -> None:

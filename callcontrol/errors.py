@@ -10,9 +10,14 @@
     │       ├── Conflict         409: wrong state (e.g. channel not in Stasis)
     │       └── Unprocessable    422/400: bad request body or parameters
     ├── StoreError               the interaction store failed (database or journal)
-    └── ApiError                 a request to our HTTP API is invalid (id + details)
+    ├── Refused                  the domain refuses a request (stable id + details)
+    │   ├── UnknownObject        no such agent, call, queue...
+    │   ├── InvalidRequest       bad input: an unknown action, reason or target
+    │   └── WrongState           not now: e.g. an agent who is not on a call
+    └── ApiError                 the HTTP layer's own: a request to our API is invalid
 
-Only the HTTP layer turns these into status codes, using each error's stable ``error_id``.
+Only the HTTP layer turns these into status codes (callcontrol.api.server), using each error's
+stable ``error_id``; the domain raises no HTTP code.
 """
 
 from __future__ import annotations
@@ -87,6 +92,28 @@ class StoreError(CallControlError):
     """The interaction store (journal or database) failed."""
 
     error_id = "store"
+
+
+class Refused(CallControlError):
+    """The domain refuses a request: ``error_id`` names why, ``details`` say more."""
+
+    def __init__(self, error_id: str, message: str, details: Any | None = None) -> None:
+        super().__init__(message)
+        self.error_id = error_id
+        self.message = message
+        self.details = details
+
+
+class UnknownObject(Refused):
+    """The request names an object that does not exist."""
+
+
+class InvalidRequest(Refused):
+    """The request's input is invalid."""
+
+
+class WrongState(Refused):
+    """The request cannot apply to the object in its current state."""
 
 
 class ApiError(CallControlError):

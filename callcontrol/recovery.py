@@ -170,9 +170,8 @@ class Recovery:
             session = self.calls.adopt(row.call_id, row.channel_id,
                                       caller_number=row.caller_number,
                                       caller_name=row.caller_name, extension=row.extension,
-                                      runner=adoption.runner, playbacks=len(playbacks))
-            for channel_id in adoption.claims:
-                session.claim_channel(channel_id)
+                                      runner=adoption.runner, playbacks=len(playbacks),
+                                      claims=adoption.claims)
             session.log("recovered", adopted=adoption.kind, **adoption.details)
             log.info("call_adopted", call_id=row.call_id, state=adoption.kind)
             return None

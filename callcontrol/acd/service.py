@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption, restore_agents
-from callcontrol.acd.agents import BUSY_STATES, AgentState, AgentStateError
+from callcontrol.acd.agents import BUSY_STATES, AgentBoard, AgentState, AgentStateError
 from callcontrol.acd.callback import callback_bridge_id
 from callcontrol.acd.callback_store import RestoredCallbacks, restore_callbacks
 from callcontrol.acd.connect import serve_in_queue
@@ -41,7 +41,13 @@ from callcontrol.calls.inbox import AcdMessage, Inbox, inbox_reader
 from callcontrol.calls.router import EventRouter
 from callcontrol.clock import utcnow
 from callcontrol.config import AgentConfig, Config
-from callcontrol.errors import ApiError, CallControlError, TelephonyError
+from callcontrol.errors import (
+    CallControlError,
+    InvalidRequest,
+    TelephonyError,
+    UnknownObject,
+    WrongState,
+)
 from callcontrol.logging import get_logger
 from callcontrol.store.records import AgentEvent, CallEvent, InteractionLog, Record, new_id
 from callcontrol.telephony import (
@@ -177,6 +183,11 @@ class AcdService:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def board(self) -> AgentBoard:
+        """The agents and their states."""
+        return self.acd.board
 
     def _own(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
@@ -406,12 +417,12 @@ class AcdService:
         """``login``/``logout``/``pause``/``unpause`` an agent; returns its state."""
         board = self.acd.board
         if agent_id not in board.agents:
-            raise ApiError(404, "agent_not_found", "no such agent", {"agent_id": agent_id})
+            raise UnknownObject("agent_not_found", "no such agent", {"agent_id": agent_id})
         if action == "pause":
             reason = reason or board.pause_reasons[0]
             if reason not in board.pause_reasons:
-                raise ApiError(400, "invalid_reason", f"unknown pause reason {reason!r}",
-                               {"allowed": list(board.pause_reasons)})
+                raise InvalidRequest("invalid_reason", f"unknown pause reason {reason!r}",
+                                     {"allowed": list(board.pause_reasons)})
         operations: dict[str, Callable[[], AgentState]] = {
             "login": lambda: board.login(agent_id),
             "logout": lambda: board.logout(agent_id),
@@ -420,13 +431,13 @@ class AcdService:
         }
         operation = operations.get(action)
         if operation is None:
-            raise ApiError(400, "invalid_action", f"unknown agent action {action!r}")
+            raise InvalidRequest("invalid_action", f"unknown agent action {action!r}")
         try:
             operation()
         except AgentStateError as exc:
-            raise ApiError(409, "agent_state", str(exc),
-                           {"agent_id": agent_id, "state": board.agents[agent_id].state.value}
-                           ) from None
+            raise WrongState("agent_state", str(exc),
+                             {"agent_id": agent_id, "state": board.agents[agent_id].state.value}
+                             ) from None
         return board.agents[agent_id].snapshot()
 
 

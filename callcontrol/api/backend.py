@@ -1,4 +1,5 @@
-"""What the HTTP API asks of the domain. The app implements it; tests may fake it."""
+"""What the HTTP API asks of the domain. :class:`~callcontrol.api.facade.ApiFacade` implements
+it; tests may fake it."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class ApiBackend(Protocol):
         self, agent_id: str, action: str, target: str | None
     ) -> dict[str, Any]:
         """``hold``/``unhold``/``transfer`` (to ``target``) the agent's caller; the agent's
-        state. Raises :class:`~callcontrol.errors.ApiError` 409 when the agent has no call."""
+        state. Raises :class:`~callcontrol.errors.WrongState` when the agent has no call."""
 
     def queue_names(self) -> list[str]:
         """The configured queues."""

@@ -13,13 +13,25 @@ from callcontrol.api.backend import ApiBackend
 from callcontrol.api.context import BACKEND, PRINCIPAL, TOKENS, Handler, json_object, require
 from callcontrol.api.openapi import OPENAPI
 from callcontrol.api.schedules_api import SCHEDULE_ROUTES
-from callcontrol.errors import ApiError, CallControlError
+from callcontrol.errors import (
+    ApiError,
+    CallControlError,
+    InvalidRequest,
+    Refused,
+    UnknownObject,
+    WrongState,
+)
 from callcontrol.logging import get_logger
 
 log = get_logger("callcontrol.api")
 
 __all__ = ["BACKEND", "PRINCIPAL", "ROUTES", "TOKENS", "Handler", "build_app", "error_response",
            "require"]
+
+
+REFUSAL_STATUS: dict[type[Refused], int] = {UnknownObject: 404, InvalidRequest: 400,
+                                            WrongState: 409}
+"""The HTTP status of each kind of domain refusal."""
 
 
 def error_response(status: int, error_id: str, message: str, details: Any = None) -> web.Response:
@@ -43,6 +55,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.error_id, exc.message, exc.details)
+    except Refused as exc:
+        status = REFUSAL_STATUS.get(type(exc), 400)
+        return error_response(status, exc.error_id, exc.message, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -13,7 +13,7 @@ Every call has a hard upper bound on its life (``run.call_max_seconds``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -132,11 +132,12 @@ class CallManager:
 
     def adopt(
         self, call_id: str, channel_id: str, *, caller_number: str, caller_name: str,
-        extension: str, runner: FlowRunner, playbacks: int = 0,
+        extension: str, runner: FlowRunner, playbacks: int = 0, claims: Sequence[str] = (),
     ) -> CallSession:
         """Track again a call a previous daemon left open (its row exists, its channel is
         still in our app): a new task for it runs ``runner`` instead of the flow, then the
-        normal end of a call. ``playbacks``: how many the call had (new ids stay fresh)."""
+        normal end of a call. ``playbacks``: how many the call had (new ids stay fresh);
+        ``claims``: its other channels (an agent leg), claimed by the session itself."""
         session = CallSession(
             call_id=call_id,
             channel_id=channel_id,
@@ -150,6 +151,8 @@ class CallManager:
             dial_handler=self.dial_handler,
             playback_seq=playbacks,
         )
+        for channel_id in claims:
+            session.claim_channel(channel_id)
         self.sessions[call_id] = session
         self._tasks[call_id] = asyncio.create_task(self._run(session, runner),
                                                    name=f"call-{call_id}")
