@@ -26,6 +26,7 @@ from callcontrol.api.auth import TokenStore
 from callcontrol.api.facade import ApiFacade
 from callcontrol.api.server import build_app
 from callcontrol.ari.adapter import IGNORED_EVENTS
+from callcontrol.calls.dial import DialStep
 from callcontrol.calls.manager import CallManager
 from callcontrol.calls.router import EventRouter
 from callcontrol.config import Config, resolve_secret
@@ -87,12 +88,13 @@ class App:
         self.calls = CallManager(
             self.telephony, self.store, self.router, self.flows.run_call,
             call_max_seconds=config.run.call_max_seconds,
-            queue_handler=self.acd.queue_handler, dial_handler=self.acd.dial_handler,
-            feature_handler=self.acd.start_feature_code,
+            queue_handler=self.acd.queue_handler,
+            dial_handler=DialStep(self.acd.roster, config.acd.trunks),
+            feature_handler=self.acd.feature_codes.start,
             recovering=lambda: self.recovery.busy,
         )
         self.headsets = AgentsInclude(pbx_etc_dir, self._reload_pjsip)
-        self.directory = AgentDirectory(config, engine, self.store, self.acd,
+        self.directory = AgentDirectory(config, engine, self.store, self.acd.roster,
                                         self._apply_headsets)
         self.fallback_ledger = LedgerFollower(
             telephony=self.telephony, to_host=paths.to_host, engine=engine, store=self.store,
@@ -145,8 +147,8 @@ class App:
         self.ari.on_connected(self.recovery.resync)
         self.telephony.on_event(self.router.deliver)
         await self.ari.start()
-        self.headset_status.on_change(self.acd.on_headset)
-        self.ami.on_connected(self.acd.sync_headsets)
+        self.headset_status.on_change(self.acd.roster.on_headset)
+        self.ami.on_connected(self.acd.roster.sync_headsets)
         self.ami.on_connected(self.directory.sync_pbx)
         await self.ami.start()
         api = build_app(self.api, self.tokens)

@@ -124,6 +124,20 @@ class ChannelLeftApp(TelephonyEvent):
     """The channel left our application (ARI StasisEnd)."""
 
 
+def leg_answered(event: object) -> bool:
+    """True when ``event`` says an outbound leg answered."""
+    return (isinstance(event, ChannelStateChanged) and event.state == "Up") or (
+        isinstance(event, DialEnded) and event.status == "ANSWER"
+    )
+
+
+def leg_failed(event: object) -> bool:
+    """True when ``event`` says an outbound leg will not answer (or is gone)."""
+    return isinstance(event, ChannelHungUp | ChannelLeftApp) or (
+        isinstance(event, DialEnded) and event.status != "ANSWER"
+    )
+
+
 @dataclass(frozen=True)
 class ChannelInfo:
     """A channel as listed by the PBX, for reconciliation after a (re)connect."""

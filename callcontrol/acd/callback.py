@@ -14,15 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from callcontrol.acd.agents import AgentState
-from callcontrol.acd.events import leg_answered, leg_failed
 from callcontrol.acd.queues import QueueEntry
 from callcontrol.calls.context import Deadline
 from callcontrol.calls.inbox import Inbox, InboxMessage, inbox_reader
+from callcontrol.calls.router import EventRouter
 from callcontrol.errors import TelephonyError
-from callcontrol.telephony import ChannelEntered, ChannelHungUp, ChannelLeftApp
+from callcontrol.telephony import (
+    ChannelEntered,
+    ChannelHungUp,
+    ChannelLeftApp,
+    Telephony,
+    leg_answered,
+    leg_failed,
+)
 
 if TYPE_CHECKING:
     from callcontrol.acd.router import Acd
@@ -212,3 +220,60 @@ def _settle_agent(
             acd.call_ended(entry.call_id, entry.queue, agent_id, by="cancelled",
                            talk_s=now - bridged_at)
     acd.wake()
+
+
+class CallbackTelephony:
+    """The telephony port as the ACD's own callback tasks use it: every channel they create is
+    claimed in the event router for the service's inbox before it exists."""
+
+    def __init__(self, inner: Telephony, claim: Callable[[str], None],
+                 release: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._claim = claim
+        self._release = release
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def create_channel(
+        self,
+        endpoint: str,
+        channel_id: str,
+        app_args: Sequence[str],
+        *,
+        caller_id: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> None:
+        """Claim ``channel_id``, then create it (released again when creation fails)."""
+        self._claim(channel_id)
+        try:
+            await self._inner.create_channel(endpoint, channel_id, app_args,
+                                             caller_id=caller_id, variables=variables)
+        except BaseException:
+            self._release(channel_id)
+            raise
+
+
+class CallbackLegs:
+    """The inbox of every callback leg: claimed in the call router before the leg exists,
+    pumped to the ACD's :class:`CallbackRunner` (:meth:`pump`, a task of the ACD service)."""
+
+    def __init__(self, router: EventRouter) -> None:
+        self.router = router
+        self.inbox: Inbox = asyncio.Queue()
+
+    def claim(self, channel_id: str) -> None:
+        """Route ``channel_id``'s events to the callback legs' inbox."""
+        self.router.claim(channel_id, self.inbox)
+
+    def release(self, channel_id: str) -> None:
+        """Stop routing ``channel_id``'s events here."""
+        self.router.release(channel_id, self.inbox)
+
+    async def pump(self, runner: CallbackRunner) -> None:
+        """Hand every leg event to the callback task owning the leg (forever)."""
+        while True:
+            event = await self.inbox.get()
+            runner.deliver(event)
+            if isinstance(event, ChannelHungUp):
+                self.release(event.channel_id)

@@ -37,8 +37,6 @@ from callcontrol.acd.events import (
     QueueChanged,
     TransferRequested,
     UnholdRequested,
-    leg_answered,
-    leg_failed,
 )
 from callcontrol.acd.queues import QueueEntry, QueueFull
 from callcontrol.acd.router import Acd
@@ -59,6 +57,8 @@ from callcontrol.telephony import (
     DtmfReceived,
     PlaybackFinished,
     PlaybackStarted,
+    leg_answered,
+    leg_failed,
 )
 
 

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from callcontrol.calls.inbox import AcdMessage, InboxMessage
-from callcontrol.telephony import (
-    ChannelHungUp,
-    ChannelLeftApp,
-    ChannelStateChanged,
-    DialEnded,
-)
+from callcontrol.calls.inbox import AcdMessage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,17 +48,3 @@ class TransferRequested(AcdMessage):
 
     agent_id: str
     target: str
-
-
-def leg_answered(event: InboxMessage) -> bool:
-    """True when ``event`` says an outbound leg answered."""
-    return (isinstance(event, ChannelStateChanged) and event.state == "Up") or (
-        isinstance(event, DialEnded) and event.status == "ANSWER"
-    )
-
-
-def leg_failed(event: InboxMessage) -> bool:
-    """True when ``event`` says an outbound leg will not answer (or is gone)."""
-    return isinstance(event, ChannelHungUp | ChannelLeftApp) or (
-        isinstance(event, DialEnded) and event.status != "ANSWER"
-    )

@@ -8,16 +8,18 @@ events), with the definitions written in ``docs/queue-statistics.md``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.agents import AgentState
 from callcontrol.acd.router import Acd
+from callcontrol.clock import utcnow
 from callcontrol.config import QueueConfig
-from callcontrol.store.records import AgentEvent, CallEvent, Record
+from callcontrol.store.records import AgentEvent, CallEvent, InteractionLog, Record
 from callcontrol.store.reports import period_records
 
 
@@ -141,3 +143,46 @@ async def queue_period_stats(
     rows are read up to ``end + horizon``."""
     records = await period_records(engine, start, end + horizon, QUEUE_KINDS)
     return period_stats(records, queue, config, start, end)
+
+
+class TodayLog:
+    """The log the ACD writes to: passes every record on and keeps the ACD's records of the
+    current day (site time zone), from which :func:`queues_json` computes the day's
+    figures with the same function as any period report."""
+
+    def __init__(self, inner: InteractionLog, tz: ZoneInfo) -> None:
+        self._inner = inner
+        self._tz = tz
+        self.day_start: datetime = _midnight(utcnow(), tz)
+        self.records: list[Record] = []
+
+    def append(self, record: Record) -> None:
+        """Journal ``record`` and keep it for today's figures."""
+        self._inner.append(record)
+        if not isinstance(record, CallEvent | AgentEvent):
+            return
+        start = _midnight(record.at, self._tz)
+        if start > self.day_start:
+            self.day_start = start
+            self.records = []
+        self.records.append(record)
+
+
+def _midnight(at: datetime, tz: ZoneInfo) -> datetime:
+    local = at.astimezone(tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def queues_json(core: Acd, log: TodayLog) -> list[dict[str, Any]]:
+    """Every queue: live figures and today's figures (docs/queue-statistics.md)."""
+    live = live_stats(core)
+    start = log.day_start
+    end = start + timedelta(days=1)
+    result = []
+    for name, line in core.lines.items():
+        today = period_stats(log.records, name, line.config, start, end)
+        body = asdict(today)
+        body.pop("queue")
+        result.append({"name": name, "strategy": line.config.strategy, **live[name],
+                       "today": {"since": start.isoformat(), **body}})
+    return result

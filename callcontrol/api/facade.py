@@ -85,13 +85,13 @@ class ApiFacade:
         return self.flows.status()
 
     def agents(self) -> list[dict[str, Any]]:
-        return self.acd.agents_json()
+        return self.acd.roster.agents_json()
 
     def queues(self) -> list[dict[str, Any]]:
         return self.acd.queues_json()
 
     def agent_action(self, agent_id: str, action: str, reason: str | None) -> dict[str, Any]:
-        return self.acd.agent_action(agent_id, action, reason)
+        return self.acd.roster.agent_action(agent_id, action, reason)
 
     def schedule_overrides(self) -> dict[str, Any]:
         return self.flows.overrides_json()
@@ -128,7 +128,7 @@ class ApiFacade:
             raise InvalidRequest("invalid_body", "the request body has invalid fields",
                                  {"fields": {"to": f"unknown agent {value!r}"}})
         try:
-            self.acd.call_control(agent_id, action, target)
+            self.acd.roster.call_control(agent_id, action, target)
         except AgentStateError as exc:
             raise WrongState("agent_not_on_call", str(exc), {"agent_id": agent_id}) from None
         return self.agent_detail(agent_id)
