@@ -47,7 +47,7 @@ class CallbackRunner:
     def __init__(self, acd: Acd) -> None:
         self._acd = acd
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._inboxes: dict[str, Inbox] = {}
+        self._legs = EventRouter()  # each running callback's legs -> its inbox
 
     def start(self, entry: QueueEntry, agent_id: str) -> None:
         """Start connecting ``agent_id`` with the customer of a callback entry."""
@@ -63,15 +63,11 @@ class CallbackRunner:
 
     def owns(self, channel_id: str) -> bool:
         """True when ``channel_id`` is a leg of a running callback."""
-        return channel_id in self._inboxes
+        return self._legs.owns(channel_id)
 
     def deliver(self, event: InboxMessage) -> bool:
         """Hand an event to the callback owning its channel; False when none owns it."""
-        inbox = self._inboxes.get(event.channel_id)
-        if inbox is None:
-            return False
-        inbox.put_nowait(event)
-        return True
+        return self._legs.post(event)
 
     async def wait_idle(self) -> None:
         """Wait until no callback task runs (for tests and shutdown)."""
@@ -93,7 +89,8 @@ class CallbackRunner:
         agent_leg, customer_leg = f"{base}-agent", f"{base}-customer"
         bridge_id = callback_bridge_id(entry.call_id)
         inbox: Inbox = asyncio.Queue()
-        self._inboxes[agent_leg] = self._inboxes[customer_leg] = inbox
+        self._legs.claim(agent_leg, inbox)
+        self._legs.claim(customer_leg, inbox)
         created: list[str] = []
         bridged_at: float | None = None
         loop = asyncio.get_running_loop()
@@ -103,11 +100,11 @@ class CallbackRunner:
             created.append(agent_leg)
             await tel.create_channel(f"PJSIP/{agent.config.endpoint}", agent_leg,
                                      ["callback-agent", entry.call_id, agent_id])
-            entered = await _wait_entered(inbox, agent_leg, config.ring_timeout, None)
+            entered = await _wait_leg(inbox, agent_leg, config.ring_timeout, None, _ENTERED)
             if entered == "entered":
                 await tel.dial(agent_leg, timeout_s=math.ceil(config.ring_timeout))
-            if entered != "entered" or await _wait_answer(
-                inbox, agent_leg, config.ring_timeout, None
+            if entered != "entered" or await _wait_leg(
+                inbox, agent_leg, config.ring_timeout, None, _ANSWERED
             ) != "answered":
                 acd.ring_failed(entry, agent_id)
                 return
@@ -122,14 +119,14 @@ class CallbackRunner:
                 ["callback-customer", entry.call_id, entry.entry_id],
                 caller_id=settings.callback_caller_id,
             )
-            result = await _wait_entered(inbox, customer_leg, settings.callback_ring_timeout,
-                                         agent_leg)
+            result = await _wait_leg(inbox, customer_leg, settings.callback_ring_timeout,
+                                     agent_leg, _ENTERED)
             if result == "entered":
                 await tel.dial(customer_leg,
                                timeout_s=math.ceil(settings.callback_ring_timeout),
                                caller_id=settings.callback_caller_id)
-                result = await _wait_answer(inbox, customer_leg,
-                                            settings.callback_ring_timeout, agent_leg)
+                result = await _wait_leg(inbox, customer_leg,
+                                         settings.callback_ring_timeout, agent_leg, _ANSWERED)
             if result != "answered":
                 acd.callback_failed(entry, f"customer_{result}")
                 return
@@ -152,33 +149,27 @@ class CallbackRunner:
                 acd.callback_failed(entry, "error")
         finally:
             for channel in (agent_leg, customer_leg):
-                self._inboxes.pop(channel, None)
+                self._legs.release(channel)
             await _clean_up(acd, created, bridge_id if bridged_at is not None else None)
             _settle_agent(acd, entry, agent_id, bridged_at, loop.time())
 
 
-async def _wait_entered(inbox: Inbox, leg: str, seconds: float, watch: str | None) -> str:
-    """``entered`` once ``leg`` is in the application (ARI dials it only from then on),
-    ``failed``, ``timeout``, or ``agent_gone`` when ``watch`` hangs up."""
+_ENTERED = ("entered", lambda event: isinstance(event, ChannelEntered))
+"""The leg is in the application (ARI dials it only from then on)."""
+_ANSWERED = ("answered", leg_answered)
+"""The leg answered."""
+
+
+async def _wait_leg(inbox: Inbox, leg: str, seconds: float, watch: str | None,
+                    reached: tuple[str, Callable[[object], bool]]) -> str:
+    """``reached[0]`` once ``reached[1]`` holds for an event of ``leg``, ``failed``,
+    ``timeout``, or ``agent_gone`` when ``watch`` hangs up."""
+    name, holds = reached
     deadline, read = Deadline(seconds), inbox_reader(inbox)
     while (event := await deadline.next(read)) is not None:
         if event.channel_id == leg:
-            if isinstance(event, ChannelEntered):
-                return "entered"
-            if leg_failed(event):
-                return "failed"
-        elif event.channel_id == watch and isinstance(event, ChannelHungUp | ChannelLeftApp):
-            return "agent_gone"
-    return "timeout"
-
-
-async def _wait_answer(inbox: Inbox, leg: str, ring_s: float, watch: str | None) -> str:
-    """``answered``, ``failed``, ``timeout``, or ``agent_gone`` when ``watch`` hangs up."""
-    deadline, read = Deadline(ring_s), inbox_reader(inbox)
-    while (event := await deadline.next(read)) is not None:
-        if event.channel_id == leg:
-            if leg_answered(event):
-                return "answered"
+            if holds(event):
+                return name
             if leg_failed(event):
                 return "failed"
         elif event.channel_id == watch and isinstance(event, ChannelHungUp | ChannelLeftApp):
