@@ -26,6 +26,8 @@ from callcontrol.flows.check import CheckContext, check_main, check_paths
 from callcontrol.flows.cli import shared_schedules
 from callcontrol.flows.flowtest import SimulationContext, run_case_file
 from callcontrol.flows.model import STEP_MODELS, Flow, StepBase
+from callcontrol.flows.registry import load_folder
+from callcontrol.flows.simulate import run_simulation
 
 from .markdown import REPO, Block, fenced_blocks
 
@@ -167,6 +169,29 @@ def test_the_case_files_pass(tmp_path: Path) -> None:
         assert results, f"flows.md:{block.line}: no cases"
         failed = [(r.name, r.problems) for r in results if not r.passed]
         assert not failed, f"flows.md:{block.line}: {failed}"
+
+
+async def test_every_whole_example_runs_in_the_simulator(tmp_path: Path) -> None:
+    """Beyond the checker: the engine runs each example flow without a step failing, except
+    http steps (the simulator has no fixtures for them here, so they take their error exit)."""
+    config = _config(tmp_path)
+    folder = _flow_folder(tmp_path / "run")
+    _write_examples(folder)
+    flows, refused = load_folder(folder)
+    assert not refused
+    for block in _of(""):
+        name = _load(block.text)["flow"]
+        for script in ("", "1", "123456#", "T T T", "H"):
+            result = await run_simulation(
+                name, flows, digits=script, schedules=shared_schedules(config),
+                site_timezone=ZoneInfo(config.site.timezone),
+            )
+            failures = [
+                data for kind, data in result.timeline
+                if kind == "step_error" and "no http fixture" not in data["error"]
+            ]
+            assert not failures, f"flows.md:{block.line} with {script!r}: {failures}"
+            assert result.outcome != "failed", f"flows.md:{block.line} with {script!r}"
 
 
 def _section(heading: str) -> str:
