@@ -29,6 +29,9 @@ from callcontrol.config import Config, SecretRef
 REGENERATE = "make docs"
 """The command that regenerates every generated document."""
 
+EXAMPLE_NAME = "billing"
+"""The name examples give an entry of a mapping of sections (``queues.NAME``)."""
+
 _SCALARS: dict[Any, str] = {
     str: "text",
     int: "integer",
@@ -155,7 +158,7 @@ def example_config(model: type[BaseModel] = Config, *, nested: bool = True) -> d
             continue
         if found is not None and found[1] and not info.examples:
             sample = example_config(found[0])
-            out[name] = [sample] if found[1] == "[]" else {"main": sample}
+            out[name] = [sample] if found[1] == "[]" else {EXAMPLE_NAME: sample}
             continue
         value = example_value(info)
         if isinstance(value, dict) and not value and found is not None:
@@ -177,7 +180,7 @@ def _at(path: str, sample: dict[str, Any]) -> dict[str, Any]:
         if part.endswith("[]"):
             wrapped = {part[:-2]: [wrapped]}
         elif part == "NAME":
-            wrapped = {"main": wrapped}
+            wrapped = {EXAMPLE_NAME: wrapped}
         else:
             wrapped = {part: wrapped}
     return dict(wrapped)

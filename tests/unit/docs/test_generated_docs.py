@@ -48,6 +48,7 @@ def test_the_complete_example_is_a_valid_config() -> None:
     example = docsgen.example_config()
     config = Config.model_validate(example)
     assert config.agents and config.queues and config.schedules
+    assert all(set(agent.queues) <= set(config.queues) for agent in config.agents)
     assert "A complete example" in (REPO / "docs" / "configuration.md").read_text()
 
 
