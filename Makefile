@@ -2,7 +2,7 @@
 PYTHON ?= python3
 CONFIG ?= config/callcontrol.yaml
 
-.PHONY: install run stop bench faults test test-unit test-integration lint flows-check
+.PHONY: install run stop bench faults test test-unit test-integration lint flows-check docs
 
 install:
 	@bash scripts/install.sh
@@ -26,6 +26,11 @@ lint: install
 	$(PYTHON) -m ruff check callcontrol callcontrol_testing tests bench faults
 	$(PYTHON) -m mypy callcontrol callcontrol_testing bench faults
 	lint-imports
+
+# Regenerate the documents made from the code: docs/configuration.md (the typed config) and
+# docs/openapi.json (the API document the daemon serves). Tests fail while they are stale.
+docs:
+	$(PYTHON) -m callcontrol.docsgen
 
 flows-check: install
 	$(PYTHON) -m callcontrol --config $(CONFIG) flows check ivr_flows/
