@@ -61,10 +61,6 @@ class CallbackRunner:
         if task is not None:
             task.cancel()
 
-    def owns(self, channel_id: str) -> bool:
-        """True when ``channel_id`` is a leg of a running callback."""
-        return self._legs.owns(channel_id)
-
     def deliver(self, event: InboxMessage) -> bool:
         """Hand an event to the callback owning its channel; False when none owns it."""
         return self._legs.post(event)

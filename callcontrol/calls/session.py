@@ -155,11 +155,6 @@ class CallSession(PlaybackIds):
             raise CallStateError(f"call {self.call_id}: {self.state} -> {to} is not allowed")
         self.state = to
 
-    @property
-    def hung_up(self) -> bool:
-        """Whether the caller's channel is gone."""
-        return self.state is CallState.GONE
-
     # -- CallContext ------------------------------------------------------------------
     def now(self) -> datetime:
         """The current time from the session's clock."""

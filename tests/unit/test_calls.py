@@ -10,7 +10,7 @@ import pytest
 from callcontrol.calls.context import CallerHungUp, caller_info, play_and_wait
 from callcontrol.calls.manager import CallManager
 from callcontrol.calls.router import EventRouter
-from callcontrol.calls.session import CallSession
+from callcontrol.calls.session import TRANSITIONS, CallSession, CallState, CallStateError
 from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Outcome, Record
 from callcontrol.telephony import ChannelEntered, ChannelHungUp, PlaybackFinished
@@ -220,3 +220,26 @@ async def test_a_pbx_shutdown_heard_on_an_agent_leg_also_ends_the_call_as_lost()
     await asyncio.wait_for(manager._tasks[session.call_id], 5)
     closed = log.closed()
     assert [c.outcome for c in closed] == ["lost"]
+
+
+async def test_the_lifecycle_follows_its_one_table() -> None:
+    """Every state change goes through TRANSITIONS: a closed call never moves again, a call
+    handed to the dialplan is not hung up by us, and the final row is written once."""
+    seen: list[CallState] = []
+
+    async def runner(session: CallSession) -> Outcome:
+        seen.append(session.state)
+        await session.hand_to_dialplan()
+        seen.append(session.state)
+        return "interrupted"
+
+    tel, log, _, session = await run_one(runner)
+    assert seen == [CallState.LIVE, CallState.IN_DIALPLAN]
+    assert session.state is CallState.CLOSED
+    assert [c.outcome for c in log.closed()] == ["interrupted"]
+    assert "hangup" not in tel.names()
+    session.close("completed")  # a second close writes nothing
+    assert len(log.closed()) == 1
+    assert all(CallState.LIVE not in targets for targets in TRANSITIONS.values())
+    with pytest.raises(CallStateError):
+        session._move(CallState.GONE)  # closed is final
