@@ -12,6 +12,7 @@ aborts itself and hands the other two to the flow engine and the ACD.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,13 +50,20 @@ InboxMessage = InboxEvent | AbortCall
 
 Inbox = asyncio.Queue[InboxMessage]
 
+async def receive(inbox: Inbox, timeout: float | None) -> InboxMessage | None:
+    """The next message of ``inbox``, or ``None`` after ``timeout`` seconds (``None``: no limit).
+
+    Not ``asyncio.wait_for``: on Python 3.11 it returns the event and swallows a cancellation
+    that arrives together with it, so a cancelled call task would go on (and, waiting for its
+    next event without a deadline, never end). ``asyncio.timeout`` always lets it through.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await inbox.get()
+    except TimeoutError:
+        return None
+
+
 def inbox_reader(inbox: Inbox) -> Callable[[float | None], Awaitable[InboxMessage | None]]:
-    """``read(timeout)``: the next message of ``inbox``, ``None`` after ``timeout`` seconds."""
-
-    async def read(timeout: float | None) -> InboxMessage | None:
-        try:
-            return await asyncio.wait_for(inbox.get(), timeout)
-        except TimeoutError:
-            return None
-
-    return read
+    """``read(timeout)``: :func:`receive` on ``inbox`` (for :class:`Deadline.next`)."""
+    return functools.partial(receive, inbox)
