@@ -58,17 +58,15 @@ class TokenStore:
         self.path = path
         self._entries: dict[str, Principal] = {}
         self._created: dict[str, str | None] = {}
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, int] | None = None
         self.reload()
 
-    def _file_stamp(self) -> tuple[int, int, int] | None:
-        """Changes when the file does: writers replace it (a new inode), so a rewrite of the
-        same size within one mtime tick is seen too."""
+    def _file_stamp(self) -> tuple[int, int] | None:
         try:
             info = self.path.stat()
         except FileNotFoundError:
             return None
-        return info.st_ino, info.st_mtime_ns, info.st_size
+        return info.st_mtime_ns, info.st_size
 
     def reload(self) -> None:
         """Read the token file again (missing file: no tokens)."""

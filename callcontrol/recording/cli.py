@@ -18,6 +18,7 @@ import sys
 from datetime import UTC, datetime
 
 from callcontrol.config import Config
+from callcontrol.logging import configure_logging
 from callcontrol.recording.paths import RecordingPaths
 from callcontrol.recording.policy import RecordingSettings
 from callcontrol.recording.reconcile import Finding, check, repair
@@ -48,7 +49,9 @@ def settings_of(config: Config) -> RecordingSettings:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    """Run ``recordings check`` or ``recordings purge``; return the exit status."""
+    """Run ``recordings check`` or ``recordings purge``; return the exit status. Logs (each
+    file purged) go to stderr as JSON lines, so stdout holds only the listing."""
+    configure_logging(config.run.log_level)
     paths = RecordingPaths(config.path(config.asterisk.recordings_dir))
     now = datetime.now(UTC)
     return asyncio.run(run(args, config.database_url(), paths, settings_of(config), now))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +23,30 @@ from callcontrol.store.records import Record, RecordingFinished, RecordingStarte
 from callcontrol.store.writer import StoreWriter
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[3]
+CONFIG = """\
+asterisk:
+  ari: {{password: {{env: TEST_ARI_PASSWORD}}}}
+  ami: {{password: {{env: TEST_AMI_PASSWORD}}}}
+  recordings_dir: {root}
+database:
+  url: sqlite+aiosqlite:///{db}
+"""
+
+
+async def run_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``callcontrol --config CONFIG ARGV...`` as its own process (this checkout's code)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "callcontrol", "--config", str(config), *argv],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+
+
+def write_config(bench: Bench, tmp_path: Path) -> Path:
+    """A config naming the bench's recordings root and database."""
+    config = tmp_path / "callcontrol.yaml"
+    config.write_text(CONFIG.format(root=bench.paths.root, db=tmp_path / "store.db"))
+    return config
 
 
 def write_wav(path: Path, seconds: float, channels: int = 2, rate: int = 8000) -> None:
@@ -41,7 +68,7 @@ class Bench:
     engine: AsyncEngine
     writer: StoreWriter
     paths: RecordingPaths
-    ids: list[str] = field(default_factory=list)
+    journal_dir: Path
 
     async def write(self, *records: Record) -> None:
         for record in records:
@@ -81,6 +108,6 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     writer.start()
     root = tmp_path / "recordings"
     root.mkdir()
-    yield Bench(engine, writer, RecordingPaths(root))
+    yield Bench(engine, writer, RecordingPaths(root), tmp_path / "journal")
     await writer.close()
     await engine.dispose()
