@@ -71,9 +71,10 @@ class RecordingPaths:
         return self.pbx.to_pbx(self.resolve(relative))
 
     def prepare(self, relative: str) -> Path:
-        """:meth:`resolve`, with the day's folder created (mode 0750) for Asterisk to write in."""
+        """:meth:`resolve`, with the day's folder created for Asterisk to write in (the root's
+        permissions and the umask decide who else may read it)."""
         path = self.resolve(relative)
-        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         return self.resolve(relative)  # again: a folder swapped for a symlink meanwhile is refused
 
     def files(self) -> Iterator[str]:
