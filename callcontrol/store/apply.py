@@ -67,6 +67,9 @@ async def apply_batch(conn: AsyncConnection, records: Sequence[Record]) -> None:
     SQLAlchemy core statements, a few per batch: every statement is a round trip to the
     database (a thread hop on SQLite), which is what a batch costs.
     """
+    for record in records:  # recording records are few: one statement each, in order
+        if isinstance(record, RecordingStarted | RecordingFinished | RecordingMarked):
+            await _apply_recording(conn, record)
     call_events = [
         _timeline_row(r, "call_id", r.call_id) for r in records if isinstance(r, CallEvent)
     ]
@@ -80,9 +83,6 @@ async def apply_batch(conn: AsyncConnection, records: Sequence[Record]) -> None:
         await _insert_new(conn, _TABLES[AgentEventRow.__tablename__], agent_events)
     if changes:
         await _apply_call_changes(conn, changes)
-    for record in records:  # few per batch: one statement each, in order
-        if isinstance(record, RecordingStarted | RecordingFinished | RecordingMarked):
-            await _apply_recording(conn, record)
 
 
 def _timeline_row(record: CallEvent | AgentEvent, owner: str, owner_id: str) -> dict[str, Any]:

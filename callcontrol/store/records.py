@@ -97,6 +97,13 @@ class AgentEvent(Record):
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class InteractionLog(Protocol):
+    """Where domain code appends records. Synchronous, never blocks on the database."""
+
+    def append(self, record: Record) -> None:
+        """Journal the record and queue it for the database."""
+
+
 RecordingStatus = Literal["recording", "complete", "partial", "missing", "purged"]
 
 
@@ -135,10 +142,3 @@ class RecordingMarked(Record):
 
     recording_id: str
     status: Literal["missing", "purged"]
-
-
-class InteractionLog(Protocol):
-    """Where domain code appends records. Synchronous, never blocks on the database."""
-
-    def append(self, record: Record) -> None:
-        """Journal the record and queue it for the database."""
