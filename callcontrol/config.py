@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from callcontrol.errors import ConfigError
-from callcontrol.yamlpos import load_yaml_with_positions, position_of, read_yaml_file
+from callcontrol.yamlpos import dotted, load_yaml_with_positions, position_of, read_yaml_file
 
 
 class _Model(BaseModel):
@@ -328,7 +328,7 @@ def _load_config(path: Path, environ: Mapping[str, str], *, read_secrets: bool) 
         lines = []
         for err in exc.errors():
             line, col = position_of(positions, err["loc"])
-            where = ".".join(str(p) for p in err["loc"])
+            where = dotted(err["loc"])
             lines.append(f"{path}:{line}:{col}: {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
     if not read_secrets:
@@ -339,7 +339,7 @@ def _load_config(path: Path, environ: Mapping[str, str], *, read_secrets: bool) 
             ref.load(config.base_dir, environ)
         except ConfigError as exc:
             line, col = position_of(positions, loc)
-            problems.append(f"{path}:{line}:{col}: {'.'.join(map(str, loc))}: {exc}")
+            problems.append(f"{path}:{line}:{col}: {dotted(loc)}: {exc}")
     if problems:
         raise ConfigError("\n".join(problems))
     return config

@@ -345,6 +345,15 @@ def load_yaml_with_positions(text: str, filename: str) -> tuple[Any, Positions]:
         raise _error(filename, 1, 1, f"cannot read YAML: {type(exc).__name__}: {exc}") from None
 
 
+def dotted(loc: Sequence[object]) -> str:
+    """A data location as ``a.b.0.c`` for messages, on one line: characters that do not print
+    (a line separator in a key, say) are shown escaped."""
+    text = ".".join(str(part) for part in loc)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def position_of(positions: Positions, loc: Sequence[str | int]) -> tuple[int, int]:
     """The position of the longest known prefix of ``loc`` (pydantic error locations)."""
     parts = tuple(loc)

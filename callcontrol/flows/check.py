@@ -3,8 +3,9 @@
 Beyond what the loader refuses (syntax, types, unknown fields, exits a kind lacks, missing
 exits), the checker follows every step's exits: unknown targets and start step, unreachable
 steps (warning), steps from which no end can be reached, loops that never wait for the caller,
-unknown queues, schedules and flows, templates that do not parse, and prompt files that are
-missing or in a format Asterisk cannot play. It also warns about likely mistakes: an ``http``
+unknown queues, schedules and flows, templates and expressions the sandbox would refuse
+(:mod:`callcontrol.flows.exprcheck`), and prompt files that are missing or in a format
+Asterisk cannot play. It also warns about likely mistakes: an ``http``
 step with no ``error`` exit in a flow without ``on_error`` (a failed request would end the
 call), and a step named ``repeat`` (in menu options that word replays the prompt, so no option
 can lead to such a step). Each finding reads

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from functools import cache
+from functools import lru_cache
 from typing import Any, Literal
 
 from jinja2 import Environment, TemplateSyntaxError, nodes
@@ -147,17 +147,17 @@ def _literal_kind(node: nodes.Node) -> str | None:
     return None
 
 
-@cache
+@lru_cache(maxsize=1024)
 def _global(name: str) -> Any:
     return _SANDBOX.evaluate(name, {}).value
 
 
-@cache
+@lru_cache(maxsize=1024)
 def _attribute(attr: str) -> _Trial:
     return _trial(f"x.{attr}", {})
 
 
-@cache
+@lru_cache(maxsize=1024)
 def _item(key: str) -> _Trial:
     return _trial("x[key]", {"key": key})
 

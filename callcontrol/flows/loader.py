@@ -32,6 +32,7 @@ from callcontrol.yamlpos import (
     Loc,
     Positions,
     YamlSyntaxError,
+    dotted,
     load_yaml_with_positions,
     read_yaml_file,
 )
@@ -195,7 +196,7 @@ def _finding(err: ErrorDetails, raw: dict[str, Any], positions: Positions) -> tu
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in _clean(loc))
+    return dotted(_clean(loc))
 
 
 def _clean(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
