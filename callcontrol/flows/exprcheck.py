@@ -57,7 +57,10 @@ class _Trial:
 def expression_problems(source: str, *, condition: bool) -> list[tuple[Severity, str]]:
     """The problems of a template (``condition=False``) or an ``if:`` expression, as
     (severity, message) pairs; empty when the sandbox would run it on any data."""
-    text = f"{{{{ {source} }}}}" if condition and "{{" not in source else source
+    if condition and "{{" in source:
+        bare = source.strip().removeprefix("{{").removesuffix("}}").strip()
+        return [("error", f"a condition is a bare expression: write {bare!r}, without {{{{ }}}}")]
+    text = f"{{{{ {source} }}}}" if condition else source
     what = "expression" if condition else "template"
     try:
         tree = _PARSER.parse(text)
