@@ -131,7 +131,7 @@ class _Constructor(RoundTripConstructor):
 
 
 def _invalid(node: Any, why: str) -> ConstructorError:
-    shown = node.value if isinstance(node.value, str) else node.tag
+    shown = node.value if isinstance(node.value, str) else str(node.tag)
     if len(shown) > 40:
         shown = shown[:40] + "..."
     return ConstructorError(

@@ -132,6 +132,7 @@ def test_flow_check_gives_findings_never_a_traceback(folder: Path, text: str) ->
     pattern = re.compile(rf"{re.escape(str(path))}:\d+:\d+: (error|warning): \S")
     for finding in findings:
         assert pattern.match(str(finding)), finding
+        assert str(finding).isprintable(), finding  # one line, whatever the keys hold
         assert "Traceback" not in finding.message and "cannot load" not in finding.message
         assert "cannot check" not in finding.message
 
