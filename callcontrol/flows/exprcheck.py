@@ -42,6 +42,9 @@ SAMPLES: dict[str, Any] = {
 }
 """One value of each kind a flow variable can hold (YAML, digits, JSON, ``now``)."""
 
+MAX_NESTING = 40
+"""Deepest expression tree checked (nested parentheses, attribute chains, filters)."""
+
 _SANDBOX = Sandbox()
 _PARSER = Environment()  # parsing only: the sandbox decides what is allowed
 
@@ -66,6 +69,10 @@ def expression_problems(source: str, *, condition: bool) -> list[tuple[Severity,
         tree = _PARSER.parse(text)
     except TemplateSyntaxError as exc:
         return [("error", f"{what} does not parse: {exc.message}")]
+    except RecursionError:
+        return [("error", f"{what} nested deeper than {MAX_NESTING} levels")]
+    if _depth(tree) > MAX_NESTING:  # compiling it would take seconds or fail
+        return [("error", f"{what} nested deeper than {MAX_NESTING} levels")]
     try:
         if condition:
             _SANDBOX.check_expression(source)
@@ -73,7 +80,19 @@ def expression_problems(source: str, *, condition: bool) -> list[tuple[Severity,
             _SANDBOX.check_template(source)
     except ExpressionError as exc:
         return [("error", f"{what} refused by the sandbox: {_reason(exc, source)}")]
+    except Exception as exc:  # the sandbox failing otherwise: the call would fail too
+        return [("error", f"{what} refused by the sandbox: {type(exc).__name__}: {exc}")]
     return list(_accesses(tree))
+
+
+def _depth(tree: nodes.Node) -> int:
+    deepest = 0
+    todo = [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return deepest
 
 
 def _reason(exc: ExpressionError, source: str) -> str:
@@ -113,7 +132,7 @@ def _verdict(
     works = trial.callable if called else tuple(k for k in SAMPLES if k not in trial.refused)
     fails = [k for k in SAMPLES if k not in works] if called else list(trial.refused)
     if literal is not None and literal in fails:
-        yield "error", f"{shown} fails on a {literal} value: {_why(trial, called)}"
+        yield "error", f"{shown} fails on a {literal} value: {_why(trial, called, literal)}"
     elif literal is None and not works:
         yield "error", f"{shown} fails on every value: {_why(trial, called)}"
     elif literal is None and trial.refused and (works or not called):
@@ -134,8 +153,8 @@ def _show(node: nodes.Node) -> str:
     return "(...)"
 
 
-def _why(trial: _Trial, called: bool) -> str:
-    if trial.refused:
+def _why(trial: _Trial, called: bool, kind: str | None = None) -> str:
+    if kind in trial.refused if kind is not None else trial.refused:
         return "the sandbox refuses it"
     return "no such method" if called else "no such attribute"
 

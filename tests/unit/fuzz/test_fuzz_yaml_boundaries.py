@@ -1,4 +1,5 @@
-"""Fuzzing the YAML boundaries: the flow loader + checker and the config loader.
+"""Fuzzing the YAML boundaries: the flow loader + checker (and its expression checks) and the
+config loader.
 
 Whatever the text, each gives findings at positions (``PATH:LINE:COL: ...``) or a valid result,
 never another exception, within a time and memory budget per example. ``make test`` runs a few
@@ -25,6 +26,7 @@ from ruamel.yaml import YAML
 from callcontrol.config import Config, load_config
 from callcontrol.errors import ConfigError
 from callcontrol.flows.check import check_paths
+from callcontrol.flows.exprcheck import expression_problems
 
 EXAMPLES = int(os.environ.get("CALLCONTROL_FUZZ_EXAMPLES", "0"))
 SECONDS_PER_EXAMPLE = 5.0  # the slowest honest example takes well under a second
@@ -167,3 +169,16 @@ def test_config_loader_gives_positioned_errors_never_a_traceback(
         for line in problem.splitlines():
             assert re.match(rf"{re.escape(str(path))}:\d+:\d+: \S", line), line
             assert "cannot load config" not in line, line
+
+
+JINJA_CHARS = "{}%()[]|.,:'\"_ +-*/~<>=!#\nabcxyz019"
+
+
+@FUZZ
+@given(source=st.text(alphabet=JINJA_CHARS, max_size=200), condition=st.booleans())
+def test_checking_an_expression_gives_problems_never_a_traceback(
+    source: str, condition: bool
+) -> None:
+    problems = within_budget(lambda: expression_problems(source, condition=condition))
+    for severity, message in problems:
+        assert severity in ("error", "warning") and message
