@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from callcontrol.errors import ConfigError
-from callcontrol.yamlpos import load_yaml_with_positions, position_of
+from callcontrol.yamlpos import dotted, load_yaml_with_positions, position_of, read_yaml_file
 
 
 class _Model(BaseModel):
@@ -64,8 +64,9 @@ class SecretRef(_Model):
             path = self.file if self.file.is_absolute() else base / self.file
             try:
                 return SecretStr(path.read_text().strip())
-            except OSError as exc:
-                raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+            except (OSError, ValueError) as exc:  # ValueError: a NUL byte, not UTF-8 text
+                why = exc.strerror if isinstance(exc, OSError) else str(exc)
+                raise ConfigError(f"cannot read secret file {path}: {why}") from exc
         raise ConfigError("a secret needs 'env' or 'file'")
 
 
@@ -402,10 +403,15 @@ def load_config(
     """
     environ = os.environ if environ is None else environ
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    root, positions = load_yaml_with_positions(text, str(path))
+        return _load_config(path, environ, read_secrets=read_secrets)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a bug of ours, but the file still gets a finding, not a crash
+        raise ConfigError(f"{path}:1:1: cannot load config: {type(exc).__name__}: {exc}") from None
+
+
+def _load_config(path: Path, environ: Mapping[str, str], *, read_secrets: bool) -> Config:
+    root, positions = load_yaml_with_positions(read_yaml_file(path, "config"), str(path))
     if root is None:
         root = {}
     if not isinstance(root, dict):
@@ -413,14 +419,20 @@ def load_config(
     data: dict[str, Any] = dict(root)
     _apply_env_overrides(data, environ)
     base = Path(str(data.get("base_dir", ".")))
-    data["base_dir"] = str(base if base.is_absolute() else (path.resolve().parent / base).resolve())
+    try:
+        data["base_dir"] = str(
+            base if base.is_absolute() else (path.resolve().parent / base).resolve()
+        )
+    except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
+        line, col = position_of(positions, ("base_dir",))
+        raise ConfigError(f"{path}:{line}:{col}: base_dir: invalid path: {exc}") from None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             line, col = position_of(positions, err["loc"])
-            where = ".".join(str(p) for p in err["loc"])
+            where = dotted(err["loc"])
             lines.append(f"{path}:{line}:{col}: {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
     if not read_secrets:
@@ -431,7 +443,7 @@ def load_config(
             ref.load(config.base_dir, environ)
         except ConfigError as exc:
             line, col = position_of(positions, loc)
-            problems.append(f"{path}:{line}:{col}: {'.'.join(map(str, loc))}: {exc}")
+            problems.append(f"{path}:{line}:{col}: {dotted(loc)}: {exc}")
     if problems:
         raise ConfigError("\n".join(problems))
     return config

@@ -241,6 +241,17 @@ class Sandbox:
         self._url_env = _Environment(finalize=_url_quote)
         self._templates: dict[tuple[bool, str], Template] = {}
 
+    def check_template(self, source: str) -> None:
+        """Raise :class:`ExpressionError` if ``source`` is not a valid, allowed template."""
+        self._template(source, url_encode=False)
+
+    def check_expression(self, source: str) -> None:
+        """Raise :class:`ExpressionError` if ``source`` is not a valid expression."""
+        try:
+            self._env.compile_expression(source)
+        except TemplateError as exc:
+            raise ExpressionError(f"invalid expression {source!r}: {exc}") from None
+
     def render(
         self, source: str, variables: Mapping[str, Any], *, url_encode: bool = False
     ) -> Evaluation:

@@ -22,12 +22,15 @@ from callcontrol.store.records import (
     CallOpened,
     CallUpdated,
     Record,
+    RecordingFinished,
+    RecordingMarked,
+    RecordingStarted,
 )
 
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.__name__: cls
     for cls in (CallOpened, CallUpdated, CallClosed, CallEvent, AgentEvent, AgentSaved,
-                AgentRemoved)
+                AgentRemoved, RecordingStarted, RecordingFinished, RecordingMarked)
 }
 
 # Call-row columns that hold datetimes when they travel inside ``CallUpdated.fields``.

@@ -44,6 +44,7 @@ ROUTES = {
     "304": "ivr_http",
     "305": "ivr_voicemail",
     "306": "ivr_reload",
+    "307": "ivr_survive",
 }
 CALLER_TONE = 440
 CALL_SECONDS = 60.0  # no scenario's call lasts this long
@@ -309,6 +310,52 @@ async def hot_reload(h: Harness) -> dict[str, Any]:
             "health": refused}
 
 
+def _alias_bomb() -> str:
+    """~300 bytes whose aliases expand to ten million values."""
+    lines = ["a: &a [" + ", ".join(["lol"] * 10) + "]"]
+    for level, name in enumerate("bcdefg"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{'abcdefg'[level]}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+# Files the YAML layer cannot read, each with where and why the watcher must refuse it.
+HOSTILE: dict[str, tuple[bytes, str]] = {
+    "bad_timestamp.yaml": (b"x: 2024-13-45\n", ":1:4: error: invalid value '2024-13-45'"),
+    "nul_byte.yaml": (b"flow: nul\x00\n", ":1:10: error: character U+0000 is not allowed"),
+    "deep.yaml": (b"[" * 3000, ":1:65: error: nested deeper than 64 levels"),
+    "not_utf8.yaml": (b"flow: \xff\n", ":1:7: error: the file is not UTF-8 text"),
+    "alias_bomb.yaml": (
+        _alias_bomb().encode(),
+        ":5:36: error: the data holds more than 100000 values once aliases are expanded",
+    ),
+}
+
+
+async def hostile_files(h: Harness) -> dict[str, Any]:
+    path = h.flows_dir / "ivr_survive.yaml"
+    v1_text = path.read_text()
+    for name, (data, _) in HOSTILE.items():
+        (h.flows_dir / name).write_bytes(data)
+    # and a live flow broken the same way: its last good version must stay live
+    _replace(path, v1_text + "since: 2024-13-45\n")
+    expected = {*HOSTILE, path.name}
+    refused = await h.health_until(
+        lambda body: {Path(p).name for p in body["flows"]["refused"]} >= expected,
+        "every hostile file refused",
+    )
+    v2_text = v1_text.replace("seen: v1", "seen: v2")
+    _replace(path, v2_text)
+    v2 = content_version(v2_text.encode())
+    healed = await h.health_until(
+        lambda body: body["flows"]["live"]["ivr_survive"]["version"] == v2, "good edit live"
+    )
+    call = await h.dial("307")
+    await h.event(call, "step", step="wait")
+    await h.press(call, "1")
+    return {"v1": content_version(v1_text.encode()), "v2": v2, "refused": refused,
+            "healed": healed, "call": await h.ended(call)}
+
+
 def _replace(path: Path, text: str) -> None:
     temp = path.with_suffix(".tmp")
     temp.write_text(text)
@@ -327,6 +374,7 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[Any]]] = {
     "http_timeout": http_lookup(CRM_SLOW),
     "http_500": http_lookup(CRM_BROKEN),
     "voicemail": voicemail,
+    "hostile_files": hostile_files,
     "hot_reload": hot_reload,
 }
 
@@ -542,3 +590,24 @@ def test_hot_reload_under_live_calls(ivr: dict[str, Any]) -> None:
     for call in (old, new, during):
         assert call.row.outcome == "completed"
         assert call.path == ["wait", "done", "end"]
+
+
+def test_hostile_files_are_refused_and_the_next_good_edit_is_taken(
+    ivr: dict[str, Any],
+) -> None:
+    run = result(ivr, "hostile_files")
+    refused = {Path(p).name: v for p, v in run["refused"]["flows"]["refused"].items()}
+    for name, (_, where) in HOSTILE.items():
+        assert [f.split(name, 1)[1][: len(where)] for f in refused[name]["findings"]] == [where]
+    broken = refused["ivr_survive.yaml"]
+    assert broken["live_version"] == run["v1"]  # the last good version stayed live
+    assert any(":18:8: error: invalid value '2024-13-45'" in f for f in broken["findings"])
+    # the watcher lived on: the good edit went live, the hostile files stay refused
+    healed = run["healed"]["flows"]
+    assert "ivr_survive.yaml" not in {Path(p).name for p in healed["refused"]}
+    assert set(HOSTILE) <= {Path(p).name for p in healed["refused"]}
+    call: CallRecord = run["call"]
+    assert (call.row.flow, call.row.flow_version) == ("ivr_survive", run["v2"])
+    assert call.saved == {"seen": "v2"}
+    assert call.path == ["wait", "done", "end"]
+    assert call.row.outcome == "completed"
