@@ -99,18 +99,8 @@ class CallManager:
             return None
         sip_call_id = event.sip_call_id
         number = event.caller_number
-        session = CallSession(
-            call_id=new_id(),
-            channel_id=event.channel_id,
-            raw_telephony=self.telephony,
-            caller=caller_info(number, event.caller_name),
-            extension=event.extension,
-            interaction_log=self.interaction_log,
-            router=self.router,
-            clock=self.clock,
-            queue_handler=self.queue_handler,
-            dial_handler=self.dial_handler,
-        )
+        session = self._session(new_id(), event.channel_id, number, event.caller_name,
+                                event.extension)
         self.interaction_log.append(
             CallOpened(
                 call_id=session.call_id,
@@ -138,7 +128,18 @@ class CallManager:
         still in our app): a new task for it runs ``runner`` instead of the flow, then the
         normal end of a call. ``playbacks``: how many the call had (new ids stay fresh);
         ``claims``: its other channels (an agent leg), claimed by the session itself."""
-        session = CallSession(
+        session = self._session(call_id, channel_id, caller_number, caller_name, extension,
+                                playbacks)
+        for channel_id in claims:
+            session.claim_channel(channel_id)
+        self.sessions[call_id] = session
+        self._tasks[call_id] = asyncio.create_task(self._run(session, runner),
+                                                   name=f"call-{call_id}")
+        return session
+
+    def _session(self, call_id: str, channel_id: str, caller_number: str, caller_name: str,
+                 extension: str, playbacks: int = 0) -> CallSession:
+        return CallSession(
             call_id=call_id,
             channel_id=channel_id,
             raw_telephony=self.telephony,
@@ -151,12 +152,6 @@ class CallManager:
             dial_handler=self.dial_handler,
             playback_seq=playbacks,
         )
-        for channel_id in claims:
-            session.claim_channel(channel_id)
-        self.sessions[call_id] = session
-        self._tasks[call_id] = asyncio.create_task(self._run(session, runner),
-                                                   name=f"call-{call_id}")
-        return session
 
     def hang_up_stray(self, channel_id: str) -> None:
         """Hang up a channel that no call owns."""
