@@ -15,7 +15,8 @@ from pathlib import Path
 
 import jinja2
 
-from callcontrol.pbx.settings import PbxDirs, PbxSettings
+from callcontrol.pbx.settings import AMI_READ, AMI_WRITE, PbxDirs, PbxSettings
+from callcontrol.private_files import write_private
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "config" / "asterisk"
@@ -92,14 +93,10 @@ def render_config(
         "ari_password": settings.ari_password,
         "ami_user": settings.ami_user,
         "ami_password": settings.ami_password,
-        "ami_permit": ["127.0.0.1/255.255.255.255"]
-        if settings.bind.startswith("127.")
-        else [
-            "127.0.0.1/255.255.255.255",
-            "10.0.0.0/255.0.0.0",
-            "172.16.0.0/255.240.0.0",
-            "192.168.0.0/255.255.0.0",
-        ],
+        "ami_permit": settings.ami_networks(),
+        "ami_read": AMI_READ,
+        "ami_write": AMI_WRITE,
+        "http_tls": settings.http_tls,
         "app": settings.app,
         "agents": settings.agents,
         "callers": settings.callers,
@@ -119,14 +116,11 @@ def render_config(
 
 
 def write_config(files: dict[str, str], etc_dir: Path, dialplan: Path = DIALPLAN) -> None:
-    """Write rendered files and the project dialplan into ``etc_dir`` (secrets: mode 0600)."""
+    """Write rendered files and the project dialplan into ``etc_dir``, each created with mode
+    0600 (they hold secrets) and never readable by others, not even while being written."""
     etc_dir.mkdir(parents=True, exist_ok=True)
     for name, text in {**files, DIALPLAN_NAME: dialplan.read_text()}.items():
-        path = etc_dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(etc_dir / name, text)
 
 
 def write_moh_tone(path: Path, seconds: float = 8.0, rate: int = 8000) -> None:
