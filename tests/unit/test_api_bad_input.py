@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from callcontrol.api import schedules_api
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.context import BACKEND, MAX_BODY_BYTES
+from callcontrol.api.openapi import OPENAPI
 from callcontrol.api.server import build_app, demo_crm
 from callcontrol.config import OutboundAllow, number_matches
 from callcontrol.errors import ApiError
@@ -208,3 +209,18 @@ async def test_demo_crm_when_on_answers_this_machine_only(tmp_path: Path) -> Non
     with pytest.raises(ApiError) as refused:
         await demo_crm(request)
     assert (refused.value.status, refused.value.error_id) == (403, "forbidden")
+
+
+def test_the_openapi_document_names_these_errors_and_limits() -> None:
+    paths = OPENAPI["paths"]
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            if "requestBody" in op:
+                assert {"400", "413"} <= set(op["responses"]), (method, path)
+    override = paths["/api/schedules/{name}/override"]["post"]
+    assert {"404", "409"} <= set(override["responses"])
+    body = override["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["reason"]["maxLength"] == schedules_api.MAX_REASON
+    transfer = paths["/api/agents/{agent_id}/transfer"]["post"]
+    assert "outbound_not_allowed" in transfer["summary"] and "403" in transfer["responses"]
+    assert {"403", "404"} <= set(paths["/demo/crm/customers/{account}"]["get"]["responses"])
