@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -155,15 +154,6 @@ def _settings(**changes: Any) -> PbxSettings:
 def test_the_renderer_refuses_what_the_loader_would(changes: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         render_config(_settings(**changes), PbxDirs(PurePosixPath("/i")), "/m")
-
-
-@pytest.fixture
-def loose_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def test_rendered_files_are_created_private_never_world_readable(

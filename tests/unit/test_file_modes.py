@@ -4,10 +4,8 @@ journal; Asterisk itself creates with umask 027 (its files 0640)."""
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -21,15 +19,7 @@ from callcontrol.private_files import create_private, write_private
 from callcontrol.store.db import create_engine
 from tests.unit.test_fallback_ledger import Store
 
-
-@pytest.fixture(autouse=True)
-def loose_umask() -> Iterator[None]:
-    """The usual umask 022, under which a file created without a mode is world-readable."""
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
+pytestmark = pytest.mark.usefixtures("loose_umask")
 
 
 def mode(path: Path) -> int:
