@@ -9,12 +9,14 @@ when the Asterisk package ships no music on hold, a generated tone for the ``def
 from __future__ import annotations
 
 import math
+import re
 import struct
 import wave
 from pathlib import Path
 
 import jinja2
 
+from callcontrol.errors import ConfigError
 from callcontrol.pbx.settings import AMI_READ, AMI_WRITE, PbxDirs, PbxSettings
 from callcontrol.private_files import write_private
 
@@ -25,6 +27,9 @@ DIALPLAN_NAME = "callcontrol-dialplan.conf"
 MOH_TONE = "callcontrol-tone.wav"
 # Included by pjsip.conf: the headsets of agents managed through the HTTP API (agents_conf.py).
 AGENTS_INCLUDE = "pjsip_agents_api.conf"
+
+UNSAFE_LINE = re.compile(r"[;\r\n]")
+"""What would end a value in an Asterisk config line (';' starts a comment)."""
 
 # Modules that would open ports or talk to hardware we do not use (ENVIRONMENT.md).
 NOLOAD = (
@@ -76,6 +81,9 @@ def render_config(
 ) -> dict[str, str]:
     """Return ``{file name: text}`` for every template; paths inside are PBX-side paths."""
     settings.check()
+    for path in (str(dirs.base), moh_dir):
+        if UNSAFE_LINE.search(path):
+            raise ConfigError(f"{path!r}: a folder Asterisk reads may not hold ';' or newlines")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,

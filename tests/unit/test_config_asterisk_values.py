@@ -156,6 +156,12 @@ def test_the_renderer_refuses_what_the_loader_would(changes: dict[str, Any]) -> 
         render_config(_settings(**changes), PbxDirs(PurePosixPath("/i")), "/m")
 
 
+def test_the_renderer_refuses_folders_that_would_break_a_line() -> None:
+    for base, moh in (("/srv/x\n[evil]", "/m"), ("/srv/x", "/m;x")):
+        with pytest.raises(ConfigError, match="a folder Asterisk reads"):
+            render_config(_settings(), PbxDirs(PurePosixPath(base)), moh)
+
+
 def test_rendered_files_are_created_private_never_world_readable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loose_umask: None,
 ) -> None:
