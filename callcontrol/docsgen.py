@@ -16,8 +16,8 @@ import json
 import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
