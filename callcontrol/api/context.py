@@ -42,7 +42,8 @@ async def json_object(request: web.Request, allowed: Collection[str] | None = No
     when given); else a 400 error."""
     try:
         body = await request.json()
-    except (ValueError, RecursionError):  # RecursionError: nested past the parser's stack
+    except (ValueError, RecursionError, LookupError):
+        # RecursionError: nested past the parser's stack; LookupError: an unknown charset
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
     if _depth(body) > MAX_JSON_DEPTH:
         raise ApiError(400, "invalid_json", f"the request body nests deeper than "

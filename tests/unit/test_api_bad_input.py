@@ -80,6 +80,14 @@ async def test_a_body_nested_30000_deep_is_400(client: Any, path: str) -> None:
     assert (await error(resp, 400, "invalid_json"))["details"] == {"max_depth": 16}
 
 
+@pytest.mark.parametrize("charset", ["nope", "utf-16", "utf-32-be"])
+async def test_a_body_in_an_unknown_or_wrong_charset_is_400(client: Any, charset: str) -> None:
+    resp = await client.post("/api/agents/alice/pause", data=b'{"reason": "break"}',
+                             headers={**client.headers["admin"],
+                                      "Content-Type": f"application/json; charset={charset}"})
+    await error(resp, 400, "invalid_json")
+
+
 @pytest.mark.parametrize("path", POST_ROUTES)
 async def test_a_body_over_the_size_limit_is_413(client: Any, path: str) -> None:
     big = '{"reason": "' + "x" * MAX_BODY_BYTES + '"}'

@@ -42,6 +42,14 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize
 PATH_VALUES = {"agent_id": "alice", "name": "billing", "account": "123456"}
 SCHEDULES = {"office", "support"}
 
+CONTENT_TYPES = st.one_of(
+    st.just("application/json"),
+    st.sampled_from(["utf-8", "latin-1", "utf-16", "ascii", "nope", ""]).map(
+        lambda c: f"application/json; charset={c}"),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30).map(
+        lambda c: f"application/json; charset={c}"),
+)
+"""The body's declared type: mostly JSON, sometimes a charset Python does not know."""
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
@@ -125,14 +133,15 @@ class Api:
         self.loop.close()
 
     def request(self, method: str, path: str, role: str, *, data: bytes | None = None,
-                params: dict[str, str] | None = None) -> tuple[int, Any, float]:
+                params: dict[str, str] | None = None, content_type: str = "application/json",
+                ) -> tuple[int, Any, float]:
         """``(status, json body, seconds)`` of one request."""
 
         async def go() -> tuple[int, Any]:
             async with self.client.request(
                 method, path, data=data, params=params,
                 headers={"Authorization": f"Bearer {self.tokens[role]}",
-                         "Content-Type": "application/json"},
+                         "Content-Type": content_type},
             ) as resp:
                 assert resp.content_type == "application/json", (resp.status, resp.content_type)
                 return resp.status, json.loads(await resp.read())
@@ -181,10 +190,12 @@ def test_json_bodies_get_a_2xx_or_4xx_json_answer(api: Api, method: str, path: s
     path = path.replace("/api/schedules/billing/", "/api/schedules/office/")
 
     @FUZZ
-    @given(body=body_strategy(schema), role=st.sampled_from(["admin", "supervisor", "agent"]))
-    def one(body: bytes, role: str) -> None:
-        status, answer, seconds = api.request(method, path, role, data=body)
-        check_answer(status, answer, seconds, (method, path, body[:200]))
+    @given(body=body_strategy(schema), role=st.sampled_from(["admin", "supervisor", "agent"]),
+           content_type=CONTENT_TYPES)
+    def one(body: bytes, role: str, content_type: str) -> None:
+        status, answer, seconds = api.request(method, path, role, data=body,
+                                              content_type=content_type)
+        check_answer(status, answer, seconds, (method, path, content_type, body[:200]))
 
     one()
 
