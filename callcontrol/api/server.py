@@ -121,8 +121,7 @@ async def get_call(request: web.Request) -> web.Response:
     call_id = request.match_info["call_id"]
     call = await request.app[BACKEND].call_detail(call_id) if len(call_id) <= 128 else None
     if call is None:
-        raise ApiError(404, "call_not_found", "no such call",
-                       {"call_id": request.match_info["call_id"]})
+        raise ApiError(404, "call_not_found", "no such call", {"call_id": call_id[:128]})
     return web.json_response(call)
 
 
