@@ -204,7 +204,7 @@ class AmiConfig(_Model):
     ping_interval: float = 5.0
     """Seconds between keep-alive pings; a missed answer marks the link down."""
     permit: list[ipaddress.IPv4Network] = Field(default_factory=list,
-                                                examples=[["10.1.0.0/16"]])
+                                                examples=[["127.0.0.1/32"]])
     """Networks AMI accepts logins from (``manager.conf`` ``permit``); empty: this machine
     only (127.0.0.1 and the bind address)."""
 
@@ -258,10 +258,10 @@ class AsteriskConfig(_Model):
     """TLS for ARI when ``bind`` is not a loopback address; null: plain HTTP."""
     allow_plain_http_on_network: bool = False
     """Acknowledge plain-HTTP ARI (its password in clear) on a non-loopback ``bind``."""
+    # declared last: its check reads the two fields above
     bind: IPv4 = "127.0.0.1"
     """IPv4 address Asterisk's SIP, HTTP and AMI listen on. Not a loopback address: needs
-    ``http_tls`` or ``allow_plain_http_on_network: true``. (Declared last: its check reads
-    the two fields above.)"""
+    ``http_tls`` or ``allow_plain_http_on_network: true``."""
 
     @field_validator("bind")
     @classmethod
