@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -77,6 +79,38 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    from callcontrol.api.auth import TokenStore
+    from callcontrol.store.queries import format_table
+
+    config = _config(args)
+    infos = TokenStore(config.path(config.http.tokens_file)).tokens()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+    else:
+        print(format_table(("name", "role", "agent", "created (UTC)"), (
+            (i.name, i.role, i.agent_id or "-", i.created_at or "-") for i in infos)))
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    from callcontrol.api.auth import TokenStore
+
+    config = _config(args)
+    removed = TokenStore(config.path(config.http.tokens_file)).revoke(args.name)
+    if not removed:
+        print(f"callcontrol: no token named {args.name!r}", file=sys.stderr)
+        return 2
+    print(f"revoked {removed} token(s) named {args.name!r}")
+    return 0
+
+
+def cmd_recordings(args: argparse.Namespace) -> int:
+    from callcontrol.recording import cli as recordings_cli
+
+    return recordings_cli.main(args, _config(args))
+
+
 def cmd_flows(args: argparse.Namespace) -> int:
     from callcontrol.flows import cli as flows_cli
 
@@ -129,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--agent", help="the agent an agent token acts for")
     create.add_argument("--name", help="a label for the token")
     create.set_defaults(func=cmd_tokens_create)
+    tokens_list = tokens.add_parser("list", help="name, role, agent, created (never the token)")
+    tokens_list.add_argument("--json", action="store_true", help="print a JSON array")
+    tokens_list.set_defaults(func=cmd_tokens_list)
+    revoke = tokens.add_parser("revoke", help="remove the tokens called NAME (at once, also "
+                               "for a running daemon)")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.set_defaults(func=cmd_tokens_revoke)
+
+    recordings = sub.add_parser("recordings", help="recordings: check files vs rows, purge")
+    from callcontrol.recording import cli as recordings_cli
+
+    recordings_cli.add_arguments(recordings)
+    recordings.set_defaults(func=cmd_recordings)
 
     flows = sub.add_parser("flows", help="IVR flows: check, simulate, graph, schema, test")
     from callcontrol.flows import cli as flows_cli

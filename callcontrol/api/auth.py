@@ -1,9 +1,10 @@
 """Bearer tokens with roles (admin, supervisor, agent), stored hashed in a JSON file.
 
 A token is shown once when created (``callcontrol tokens create``); the file keeps only its
-SHA-256, its role and, for agent tokens, the agent it is bound to. A running daemon reads the
-file again when it changes, so a token created (or removed) while it runs takes effect at its
-next request.
+SHA-256, its name, role, creation time and, for agent tokens, the agent it is bound to
+(``tokens list`` shows those, never a token). A running daemon reads the file again when it
+changes, so a token created or revoked (``tokens revoke NAME``) while it runs takes effect at
+its next request.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +37,17 @@ class Principal:
         return RANK[self.role] >= RANK[role]
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """What ``tokens list`` shows of a token (never the token itself)."""
+
+    name: str
+    role: Role
+    agent_id: str | None
+    created_at: str | None
+    """ISO-8601 UTC; ``None`` for tokens made before it was recorded."""
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -45,6 +58,7 @@ class TokenStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, Principal] = {}
+        self._created: dict[str, str | None] = {}
         self._stamp: tuple[int, int] | None = None
         self.reload()
 
@@ -66,6 +80,7 @@ class TokenStore:
             item["sha256"]: Principal(item["name"], item["role"], item.get("agent_id"))
             for item in raw
         }
+        self._created = {item["sha256"]: item.get("created_at") for item in raw}
 
     def create(self, name: str, role: Role, agent_id: str | None = None) -> str:
         """Create a token; return it in clear (the only time it is shown)."""
@@ -74,14 +89,34 @@ class TokenStore:
         if role == "agent" and not agent_id:
             raise ValueError("an agent token must be bound to an agent (--agent ID)")
         token = secrets.token_urlsafe(32)
+        self.reload()  # another process may have changed the file since it was read
         self._entries[_digest(token)] = Principal(name, role, agent_id)
+        self._created[_digest(token)] = datetime.now(UTC).isoformat(timespec="seconds")
         self._save()
         return token
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every token's name, role, agent and creation time, in the file's order."""
+        self.reload()
+        return [TokenInfo(p.name, p.role, p.agent_id, self._created.get(digest))
+                for digest, p in self._entries.items()]
+
+    def revoke(self, name: str) -> int:
+        """Remove every token called ``name``; return how many were removed."""
+        self.reload()
+        gone = [digest for digest, p in self._entries.items() if p.name == name]
+        for digest in gone:
+            del self._entries[digest]
+            del self._created[digest]
+        if gone:
+            self._save()
+        return len(gone)
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = [
-            {"sha256": digest, "name": p.name, "role": p.role, "agent_id": p.agent_id}
+            {"sha256": digest, "name": p.name, "role": p.role, "agent_id": p.agent_id,
+             "created_at": self._created.get(digest)}
             for digest, p in self._entries.items()
         ]
         write_private(self.path, json.dumps(data, indent=1))
