@@ -89,7 +89,7 @@ class App:
             self.telephony, self.store, self.router, self.flows.run_call,
             call_max_seconds=config.run.call_max_seconds,
             queue_handler=self.acd.queue_handler,
-            dial_handler=DialStep(self.acd.roster, config.acd.trunks),
+            dial_handler=DialStep(self.acd.roster, config),
             feature_handler=self.acd.feature_codes.start,
             recovering=lambda: self.recovery.busy,
         )
@@ -151,7 +151,8 @@ class App:
         self.ami.on_connected(self.acd.roster.sync_headsets)
         self.ami.on_connected(self.directory.sync_pbx)
         await self.ami.start()
-        api = build_app(self.api, self.tokens)
+        api = build_app(self.api, self.tokens, outbound=self.config.security.outbound_allow,
+                        demo_crm=self.config.http.demo_crm)
         self._runner = web.AppRunner(api, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)

@@ -16,8 +16,9 @@ import json
 import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
+from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -38,6 +39,7 @@ _SCALARS: dict[Any, str] = {
     float: "number",
     bool: "boolean",
     Path: "path",
+    IPv4Network: "IPv4 network",
     Any: "any",
 }
 
@@ -60,7 +62,9 @@ def _section_link(model: type[BaseModel]) -> str:
 def type_text(annotation: Any) -> str:
     """A field's type in words: ``integer``, ``list of text``, ``one of a, b``, ``secret``..."""
     origin, args = get_origin(annotation), get_args(annotation)
-    if annotation is SecretRef:
+    if origin is Annotated:  # a checked value (callcontrol.config.PbxName...): its base type
+        return type_text(args[0])
+    if isinstance(annotation, type) and issubclass(annotation, SecretRef):
         return "secret"
     if annotation in _SCALARS:
         return _SCALARS[annotation]
@@ -112,8 +116,11 @@ def _model_of(annotation: Any) -> tuple[type[BaseModel], str] | None:
     """The model a field holds and how it is written: ``""`` (a section), ``"[]"`` (a list of
     them) or ``".NAME"`` (a mapping name -> it)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return (annotation, "") if annotation is not SecretRef else None
+        return (annotation, "") if not issubclass(annotation, SecretRef) else None
     origin, args = get_origin(annotation), get_args(annotation)
+    members = [a for a in args if a is not type(None)]
+    if origin in (Union, types.UnionType) and len(members) == 1:  # an optional section
+        return _model_of(members[0])
     if origin is list:
         inner = _model_of(args[0])
         return (inner[0], "[]") if inner and not inner[1] else None

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+
+from callcontrol.private_files import write_private
 
 Role = Literal["admin", "supervisor", "agent"]
 ROLES: tuple[Role, ...] = ("admin", "supervisor", "agent")
@@ -118,11 +119,7 @@ class TokenStore:
              "created_at": self._created.get(digest)}
             for digest, p in self._entries.items()
         ]
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        tmp.replace(self.path)
+        write_private(self.path, json.dumps(data, indent=1))
         self._stamp = self._file_stamp()
 
     def lookup(self, token: str) -> Principal | None:

@@ -96,6 +96,11 @@ class ApiFacade:
     def schedule_overrides(self) -> dict[str, Any]:
         return self.flows.overrides_json()
 
+    def schedule_names(self) -> set[str]:
+        local = {name for loaded in self.flows.registry.snapshot().values()
+                 for name in loaded.flow.schedules}
+        return set(self.config.schedules) | local
+
     def set_schedule_override(
         self, name: str, state: Literal["open", "closed"], until: datetime | None, reason: str
     ) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Mapping
 from typing import Protocol
 
 from callcontrol.calls.context import CallContext, Deadline, DialRequest
+from callcontrol.config import Config
 from callcontrol.errors import TelephonyError
 from callcontrol.store.records import new_id
 from callcontrol.telephony import (
@@ -59,12 +59,23 @@ class DialAgents(Protocol):
         """The dial is over: the agent stops ringing, or its call ends (wrap-up)."""
 
 
+def outbound_refusal(config: Config, request: DialRequest) -> str | None:
+    """The toll-fraud guard of a ``dial`` to ``number:``: why it is refused, or ``None``. A
+    flow's number must match ``security.outbound_allow.flows``; a blind transfer's number was
+    checked against the token role's patterns by the API."""
+    number = request.to.partition(":")[2]
+    if request.transfer or config.security.outbound_allow.permits_dial(number):
+        return None
+    return f"{number} is not in security.outbound_allow.flows"
+
+
 class DialStep:
     """The ``dial`` handler of call sessions."""
 
-    def __init__(self, agents: DialAgents, trunks: Mapping[str, str]) -> None:
+    def __init__(self, agents: DialAgents, config: Config) -> None:
         self.agents = agents
-        self.trunks = trunks
+        self.config = config
+        self.trunks = config.acd.trunks
 
     async def __call__(self, session: CallContext, request: DialRequest) -> str:
         """Ring the target, bridge it with the caller on answer and wait until one side hangs
@@ -82,6 +93,10 @@ class DialStep:
         elif kind == "endpoint" and value:
             endpoint = f"PJSIP/{value}"
         elif kind == "number" and value:
+            guard = outbound_refusal(self.config, request)
+            if guard:
+                session.log("dial_refused", to=request.to, reason=guard)
+                return "failed"
             trunk = request.via or next(iter(self.trunks), None)
             if trunk is None or trunk not in self.trunks:
                 session.log("dial_refused", to=request.to,

@@ -76,6 +76,7 @@ MORE_AGENTS: dict[str, dict[str, Any]] = {
     "z3": {"queues": ["rnd"]},
     "a1": {"queues": ["an"]},  # position / estimated wait announcements
     "v1": {"queues": ["sv"]},  # statistics through GET /api/queues/{name}/stats
+    "o1": {"queues": ["ob"]},  # the toll-fraud guard: transfers to outside numbers
 }
 
 MORE_QUEUES: dict[str, dict[str, Any]] = {
@@ -91,12 +92,20 @@ MORE_QUEUES: dict[str, dict[str, Any]] = {
     "an": {"announce_position": 15, "ring_timeout": 5, "wrap_up": 0},
     "sv": {"max_wait": 4, "max_length": 2, "short_abandon": 1.5, "service_level": 2,
            "ring_timeout": 5, "wrap_up": 1},
+    "ob": {"ring_timeout": 5, "wrap_up": 0.5},
 }
 
 MORE_EXTENSIONS = {
     "xa": "230", "xc": "231", "ho": "232", "rr": "233", "fc": "234", "rnd": "235", "an": "236",
-    "sv": "237",
+    "sv": "237", "ob": "238",
 }
+
+OUTBOUND_ALLOW = {"agent": ["+3906*"], "flows": ["+1555*"]}
+"""The bed's toll-fraud guard (``security.outbound_allow``): agents may transfer callers to
+Rome numbers only (supervisors and admins too: nothing of their own); the flow's ``dial`` step
+may call +1555... (it has no trunk: the dial is refused for that)."""
+AGENT_TOKENS = ("o1",)
+"""Agents whose own API token the bed creates (:attr:`AcdBed.agent_tokens`)."""
 
 RANDOM_SEED = 4
 """The seed of the daemon's ``random`` strategy (``acd.random_seed``)."""
@@ -140,10 +149,12 @@ class AcdBed:
     """The running bed (see the module docstring)."""
 
     def __init__(self, pbx: PbxTestbed, daemon: DaemonProcess, token: str, db: Path,
-                 work: Path) -> None:
+                 work: Path, agent_tokens: dict[str, str] | None = None) -> None:
         self.pbx = pbx
         self.daemon = daemon
         self.token = token
+        self.agent_tokens = agent_tokens or {}
+        """Agent id -> that agent's own API token (:data:`AGENT_TOKENS`)."""
         self.db = db
         self.work = work
         self.caller_wav = audio.make_tone_wav(work / "caller-tone.wav", CALLER_HZ, 2.0)
@@ -158,6 +169,10 @@ class AcdBed:
         await self._session.close()
 
     # -- HTTP API -----------------------------------------------------------------------------
+
+    def api_as(self, token: str) -> DaemonApi:
+        """The API with another token (e.g. an agent's own)."""
+        return DaemonApi(self._session, self.daemon.url, token, timeout=5)
 
     async def agent(self, agent_id: str) -> dict[str, Any]:
         """One agent as ``GET /api/agents`` shows it."""
@@ -374,6 +389,7 @@ def _derived_config(bed: PbxTestbed, work: Path) -> Path:
         "queues": {**QUEUES, **MORE_QUEUES},
         "acd": {"callback_retry_delay": 2, "callback_ring_timeout": 10,
                 "callback_endpoint": "PJSIP/{number}", "random_seed": RANDOM_SEED},
+        "security": {"outbound_allow": OUTBOUND_ALLOW},
         "flows": {"dir": str(FLOWS), "watch": False,
                   "routes": {**{ext: "acd" for ext in EXTENSIONS.values()},
                              **{ext: "acd_more" for ext in MORE_EXTENSIONS.values()}}},
@@ -383,22 +399,30 @@ def _derived_config(bed: PbxTestbed, work: Path) -> Path:
     return write_config(bed.config_file, work / "acd.yaml", update)
 
 
+async def _create_token(config_file: Path, *args: str) -> str:
+    """``callcontrol tokens create ARGS`` (before the daemon starts: it reads tokens then)."""
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callcontrol", "--config", str(config_file), "tokens", "create",
+        *args, stdout=asyncio.subprocess.PIPE)
+    out, _ = await cli.communicate()
+    assert cli.returncode == 0, f"tokens create {args} failed"
+    return out.decode().strip()
+
+
 @contextlib.asynccontextmanager
 async def running_bed(work: Path, name: str) -> AsyncIterator[AcdBed]:
     """Start Asterisk and the daemon for the ACD scenarios; stop both afterwards."""
     pbx = await start_testbed(work, name, agent_ids=(*AGENTS, *MORE_AGENTS))
     try:
         config_file = _derived_config(pbx, work)
-        cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "callcontrol", "--config", str(config_file), "tokens",
-            "create", "--role", "admin", "--name", "acd-tests",
-            stdout=asyncio.subprocess.PIPE)
-        out, _ = await cli.communicate()
-        assert cli.returncode == 0, "tokens create failed"
-        token = out.decode().strip()
+        token = await _create_token(config_file, "--role", "admin", "--name", "acd-tests")
+        agent_tokens = {
+            agent_id: await _create_token(config_file, "--role", "agent", "--name", agent_id,
+                                          "--agent", agent_id)
+            for agent_id in AGENT_TOKENS}
         daemon = DaemonProcess(config_file, pbx.config.http.port, work / "daemon.log")
         await daemon.start(60)
-        bed = AcdBed(pbx, daemon, token, work / "acd.db", work)
+        bed = AcdBed(pbx, daemon, token, work / "acd.db", work, agent_tokens)
         try:
             yield bed
         finally:

@@ -60,6 +60,9 @@ class FakeBackend:
     def clear_schedule_override(self, name: str) -> bool:
         return self.schedule_overrides().pop(name, None) is not None
 
+    def schedule_names(self) -> set[str]:
+        return {"office", "support", "holidays"}
+
 
 @pytest.fixture
 async def client(tmp_path: Path) -> Any:

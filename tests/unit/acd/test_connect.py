@@ -266,6 +266,7 @@ async def test_hold_unhold_and_transfer_to_a_number(harness: Harness) -> None:
     result = await asyncio.wait_for(task, 2)
     assert result.data["transferred_to"] == "number:+4930999"
     assert c.dials[0].to == "number:+4930999"
+    assert c.dials[0].transfer  # checked by the API against the token's role, not as a flow's
     assert harness.log.calls("agent_disconnected")[0].data["by"] == "transfer"
     assert harness.telephony.bridges == {}
 
