@@ -26,6 +26,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(_config(args, secrets=True))
 
 
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from callcontrol.flows.cli import shared_schedules
+
+    config = _config(args, secrets=not args.without_secrets)
+    shared_schedules(config)  # the flows side validates the shared schedules
+    print(f"{args.config}: ok")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from callcontrol.store.migrations import upgrade
 
@@ -95,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon")
     run.set_defaults(func=cmd_run)
+
+    config = sub.add_parser("config", help="configuration").add_subparsers(
+        dest="config_command", required=True)
+    check = config.add_parser("check", help="load the config as the daemon would (exit 2 if bad)")
+    check.add_argument("--without-secrets", action="store_true",
+                       help="do not read the secrets ({env: ...}, {file: ...})")
+    check.set_defaults(func=cmd_config_check)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)

@@ -28,14 +28,17 @@ from callcontrol.yamlpos import load_yaml_with_positions, position_of
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings are the field descriptions of docs/configuration.md.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SecretRef(_Model):
     """Where a secret comes from: an environment variable or a file (first line)."""
 
     env: str | None = None
+    """Name of the environment variable holding the secret."""
     file: Path | None = None
+    """File whose first line is the secret (relative to ``base_dir``)."""
     _value: SecretStr | None = PrivateAttr(default=None)
 
     def load(self, base: Path, environ: Mapping[str, str]) -> None:
@@ -70,104 +73,165 @@ class SiteConfig(_Model):
     """Facts about the call center itself."""
 
     name: str = "callcontrol"
-    timezone: str = "UTC"
+    """The call center's name."""
+    timezone: str = Field("UTC", examples=["Europe/Rome"])
+    """Site time zone (IANA name): ``now`` in flows, hourly statistics, ``HH:MM`` overrides."""
 
 
 class AriConfig(_Model):
     """How to reach Asterisk's REST interface."""
 
     url: str = "http://127.0.0.1:8088"
+    """Base URL of Asterisk's HTTP server (ARI lives under ``/ari``); its port is rendered
+    into Asterisk's ``http.conf``."""
     user: str = "callcontrol"
-    password: SecretRef
+    """ARI user."""
+    password: SecretRef = Field(examples=[{"env": "CALLCONTROL_ARI_PASSWORD"}])
+    """ARI password."""
     app: str = "callcontrol"
+    """Stasis application name the dialplan hands calls to."""
     request_timeout: float = 5.0
+    """Seconds an ARI request may take."""
     reconnect_max_delay: float = 2.0
+    """Longest pause, in seconds, between two attempts to reconnect the ARI WebSocket."""
 
 
 class AmiConfig(_Model):
     """How to reach Asterisk's manager interface."""
 
     host: str = "127.0.0.1"
+    """AMI host."""
     port: int = 5038
+    """AMI TCP port (rendered into Asterisk's ``manager.conf``)."""
     user: str = "callcontrol"
-    password: SecretRef
+    """AMI user."""
+    password: SecretRef = Field(examples=[{"env": "CALLCONTROL_AMI_PASSWORD"}])
+    """AMI password."""
     action_timeout: float = 5.0
+    """Seconds an AMI action may take."""
     ping_interval: float = 5.0
+    """Seconds between keep-alive pings; a missed answer marks the link down."""
 
 
 class AsteriskConfig(_Model):
     """The Asterisk instance the daemon drives."""
 
     ari: AriConfig
+    """The REST interface."""
     ami: AmiConfig
+    """The manager interface."""
     fallback_context: str = "callcontrol-fallback"
+    """Dialplan context callers are sent to when the daemon cannot serve them."""
     recordings_dir: Path = Path("recordings")
-    # Where Asterisk writes ARI recordings (spool/recording), as the daemon sees it.
-    spool_recording_dir: Path | None = None
-    # The instance callcontrol starts itself (callcontrol.pbx): SIP, RTP and where it binds.
-    # HTTP/ARI and AMI ports come from ``ari.url`` and ``ami.port``.
+    """Where call recordings are kept (the daemon's view)."""
+    spool_recording_dir: Path | None = Field(None, examples=["/var/spool/asterisk/recording"])
+    """Where Asterisk writes ARI recordings (``spool/recording``), as the daemon sees it;
+    null: the instance folder's."""
     instance_name: str = "callcontrol"
+    """Name of the Asterisk instance (its folder ``var/asterisk/NAME``). The instance's SIP,
+    RTP and bind settings follow; HTTP/ARI and AMI ports come from ``ari.url`` and
+    ``ami.port``."""
     bind: str = "127.0.0.1"
+    """Address Asterisk's SIP, HTTP and AMI listen on."""
     sip_port: int = 5060
+    """PJSIP UDP port."""
     rtp_start: int = 10000
+    """First RTP port."""
     rtp_end: int = 10199
-    # Asterisk root (a chroot built by scripts/provision-asterisk.sh); None: ask the script.
-    chroot: Path | None = None
-    # Dial string the dialplan fallback tries when the app is down (e.g. PJSIP/operator).
-    overflow_dial: str | None = None
+    """Last RTP port."""
+    chroot: Path | None = Field(None, examples=["/var/lib/callcontrol/asterisk-root"])
+    """Asterisk root (a chroot built by ``scripts/provision-asterisk.sh``); null: use an
+    Asterisk 22 on ``PATH``, else let the script build one."""
+    overflow_dial: str | None = Field(None, examples=["PJSIP/operator"])
+    """Dial string the dialplan fallback tries when the daemon is down; null: apologize and
+    hang up."""
     overflow_timeout: int = 30
+    """Seconds the fallback's ``overflow_dial`` rings."""
     fallback_prompt: str = "im-sorry&all-circuits-busy-now&please-try-call-later"
+    """Sounds the fallback plays (``&``-separated Asterisk sound names)."""
 
 
 class DatabaseConfig(_Model):
     """The interaction store."""
 
-    url: str = "sqlite+aiosqlite:///var/callcontrol.db"
+    url: str = Field(
+        "sqlite+aiosqlite:///var/callcontrol.db",
+        examples=["postgresql+asyncpg://callcontrol@db.internal/callcontrol"],
+    )
+    """SQLAlchemy URL: ``sqlite+aiosqlite:///PATH`` (relative to ``base_dir``) or
+    ``postgresql+asyncpg://USER@HOST/DB``."""
     journal_dir: Path = Path("var/journal")
+    """The local journal every record is appended to before it goes to the database."""
     batch_max: int = 500
+    """Most records written to the database in one transaction."""
     batch_interval: float = 0.05
+    """Seconds the writer waits to fill a batch."""
     memory_queue_max: int = 10000
+    """Records held in memory behind the journal; beyond, the writer reads the journal."""
     retry_interval: float = 0.5
-    # A batch not committed within this many seconds counts as failed and is retried.
+    """Seconds between attempts while the database is down."""
     write_timeout: float = 10.0
-    # How often an idle writer checks that the database answers (for /health).
+    """A batch not committed within this many seconds counts as failed and is retried."""
     probe_interval: float = 5.0
+    """How often an idle writer checks that the database answers (for ``/health``)."""
     journal_segment_bytes: int = 8 * 1024 * 1024
+    """Size at which the journal starts a new segment file."""
 
 
 class HttpConfig(_Model):
     """The HTTP API."""
 
     host: str = "127.0.0.1"
+    """Address the API listens on."""
     port: int = 8080
+    """API port."""
     tokens_file: Path = Path("var/tokens.json")
+    """API tokens (hashed), written by ``callcontrol tokens create``."""
 
 
 class FlowsConfig(_Model):
     """IVR flows and which extension starts which flow."""
 
     dir: Path = Path("ivr_flows")
+    """The flows folder (one file a flow; prompts in ``prompts/``, test cases in ``tests/``)."""
     routes: dict[str, str] = Field(default_factory=lambda: {"100": "hotline"})
-    http_allow_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost"])
-    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    """Dialed extension -> the flow it starts."""
+    http_allow_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost"], examples=[["crm.example.com"]]
+    )
+    """Hosts ``http`` steps may call (``*.example.com`` matches subdomains)."""
+    secrets: dict[str, SecretRef] = Field(
+        default_factory=dict, examples=[{"crm_token": {"env": "CRM_TOKEN"}}]
+    )
+    """Secrets flows read as ``{{ secrets.NAME }}``; masked in logs and timelines."""
     watch: bool = True
-    # Variables every call starts with (they win over a flow's own defaults). In a value,
-    # ``{api}`` is this daemon's own base URL (``http://HOST:PORT``), e.g. for the demo CRM.
-    variables: dict[str, Any] = Field(default_factory=dict)
-    # Operator overrides of schedules survive a restart in this file.
+    """Reload a flow when its file changes."""
+    variables: dict[str, Any] = Field(
+        default_factory=dict, examples=[{"crm_url": "{api}/demo/crm/customers"}]
+    )
+    """Variables every call starts with (they win over a flow's own defaults). In a value,
+    ``{api}`` is this daemon's own base URL (``http://HOST:PORT``)."""
     overrides_file: Path = Path("var/schedule-overrides.json")
+    """Operator overrides of schedules survive a restart in this file."""
 
 
 class AgentConfig(_Model):
     """One agent: who they are, their headset endpoint and what they can do."""
 
-    id: str
-    name: str
-    endpoint: str
-    password: SecretRef
-    skills: dict[str, int] = Field(default_factory=dict)
-    queues: list[str] = Field(default_factory=list)
-    wrap_up: float | None = None
+    id: str = Field(examples=["alice"])
+    """Agent id (letters, digits, ``-``, ``_``)."""
+    name: str = Field(examples=["Alice"])
+    """Display name."""
+    endpoint: str = Field(examples=["alice"])
+    """PJSIP endpoint (SIP user name) of the agent's headset."""
+    password: SecretRef = Field(examples=[{"env": "AGENT_ALICE_PASSWORD"}])
+    """Headset password."""
+    skills: dict[str, int] = Field(default_factory=dict, examples=[{"billing": 5}])
+    """Skill -> level (for the ``skills`` strategy and a queue step's ``skills``)."""
+    queues: list[str] = Field(default_factory=list, examples=[["billing"]])
+    """Queues the agent serves."""
+    wrap_up: float | None = Field(None, examples=[15])
+    """Seconds of wrap-up after a call; null: the queue's ``wrap_up``."""
 
     @field_validator("id")
     @classmethod
@@ -183,21 +247,33 @@ class QueueConfig(_Model):
     strategy: Literal["longest_idle", "round_robin", "fewest_calls", "random", "skills"] = (
         "longest_idle"
     )
-    skills: dict[str, int] = Field(default_factory=dict)
+    """How the next agent is chosen."""
+    skills: dict[str, int] = Field(default_factory=dict, examples=[{"support": 1}])
+    """Skill -> minimum level an agent needs to get this queue's calls."""
     ring_timeout: float = 15.0
+    """Seconds an agent's headset rings before the call rolls over to the next agent."""
     max_no_answer: int = 3
+    """Missed calls in a row after which an agent is paused (reason ``no_answer``)."""
     wrap_up: float = 10.0
+    """Seconds an agent gets after a call before the next one."""
     max_length: int = 0
-    max_wait: float | None = None
+    """Most callers waiting (0: no limit); beyond, the queue step's ``full`` exit."""
+    max_wait: float | None = Field(None, examples=[600])
+    """Seconds a caller may wait (a queue step's ``max_wait`` wins); null: no limit."""
     moh: str = "default"
-    announce_position: float | None = None
+    """Music-on-hold class."""
+    announce_position: float | None = Field(None, examples=[60])
+    """Seconds between position announcements; null: none."""
     short_abandon: float = 5.0
+    """Callers hanging up within this many seconds are short abandons (statistics)."""
     service_level: float = 20.0
-    # Played after the position announcement when the flow's queue step offers a callback.
+    """Answer-time target in seconds for the service level (statistics)."""
     callback_prompt: list[str] = Field(
         default_factory=lambda: ["sound:to-call-this-number", "sound:vm-press", "digits:1"]
     )
+    """Played after the position announcement when the flow's queue step offers a callback."""
     callback_confirm_timeout: float = 10.0
+    """Seconds the caller has to confirm a callback."""
 
 
 class AcdConfig(_Model):
@@ -206,58 +282,86 @@ class AcdConfig(_Model):
     pause_reasons: list[str] = Field(
         default_factory=lambda: ["break", "lunch", "training", "meeting", "no_answer"]
     )
+    """Reasons an agent may give for a pause."""
     login_code: str = "*45"
+    """Feature code an agent dials from the headset to log in or out."""
     pause_code: str = "*46"
-    # Dial string of the customer's leg of a callback; ``{number}`` is the number to call.
+    """Feature code to pause or unpause."""
     callback_endpoint: str = "PJSIP/{number}"
-    callback_caller_id: str | None = None
+    """Dial string of the customer's leg of a callback; ``{number}`` is the number to call."""
+    callback_caller_id: str | None = Field(None, examples=["+390612345678"])
+    """Caller id shown on callbacks; null: Asterisk's default."""
     callback_attempts: int = 3
+    """Tries to reach a customer who asked for a callback."""
     callback_retry_delay: float = 120.0
+    """Seconds between two callback tries."""
     callback_ring_timeout: float = 30.0
-    # Outbound trunks for ``dial`` steps to ``number:+E164``: name -> dial string with
-    # ``{number}`` (e.g. ``PJSIP/{number}@carrier``). A step's ``via`` picks one; else the first.
-    trunks: dict[str, str] = Field(default_factory=dict)
-    # Headset passwords of agents added through the HTTP API: one mode-0600 file per agent.
+    """Seconds the customer's phone rings on a callback."""
+    trunks: dict[str, str] = Field(
+        default_factory=dict, examples=[{"carrier": "PJSIP/{number}@carrier"}]
+    )
+    """Outbound trunks for ``dial`` steps to ``number:+E164``: name -> dial string with
+    ``{number}``. A step's ``via`` picks one; else the first."""
     agent_secrets_dir: Path = Path("var/agent-secrets")
-    # Seed of the ``random`` queue strategy's generator (tests); unset: a fresh random order.
+    """Headset passwords of agents added through the HTTP API: one mode-0600 file per agent."""
     random_seed: int | None = None
+    """Seed of the ``random`` queue strategy's generator (tests); null: a fresh random order."""
 
 
 class CallerSourceConfig(_Model):
     """A SIP endpoint allowed to place calls into the hotline (a demo caller or a trunk)."""
 
-    id: str
-    password: SecretRef
+    id: str = Field(examples=["democaller"])
+    """SIP user name."""
+    password: SecretRef = Field(examples=[{"env": "DEMO_CALLER_PASSWORD"}])
+    """SIP password."""
 
 
 class RunConfig(_Model):
     """Process-level settings."""
 
     pid_file: Path = Path("var/run/callcontrol.pid")
+    """The daemon writes its PID here."""
     shutdown_grace: float = 10.0
+    """Seconds calls get to finish on SIGTERM before they are handed to the fallback."""
     call_max_seconds: float = 4 * 3600.0
+    """Hard upper bound of a call; past it the call is hung up and closed ``failed``."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe log level written (JSON lines on standard error)."""
 
 
 class Config(_Model):
     """Everything the daemon reads at start."""
 
     site: SiteConfig = SiteConfig()
+    """The call center."""
     asterisk: AsteriskConfig
+    """The Asterisk instance."""
     database: DatabaseConfig = DatabaseConfig()
+    """The interaction store."""
     http: HttpConfig = HttpConfig()
+    """The HTTP API."""
     flows: FlowsConfig = FlowsConfig()
+    """IVR flows."""
     agents: list[AgentConfig] = Field(default_factory=list)
+    """Agents defined in the config (more can be added through the API)."""
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
+    """Queue name -> queue."""
     acd: AcdConfig = AcdConfig()
+    """Settings shared by every queue."""
     callers: list[CallerSourceConfig] = Field(default_factory=list)
-    # Schedules shared by every flow (name -> raw schedule mapping as in FLOWS.md "Schedules").
-    # Kept raw here: the flows side validates them (callcontrol.flows.model.Schedule).
-    schedules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """SIP endpoints allowed to place calls into the hotline (a demo caller, a trunk)."""
+    schedules: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        examples=[{"office": {"timezone": "Europe/Rome", "open": {"mon-fri": ["08:00-18:00"]}}}],
+    )
+    """Schedules shared by every flow (name -> schedule, written as in a flow's
+    ``schedules:``; see docs/flows.md). Kept raw here: the flows side validates them."""
     run: RunConfig = RunConfig()
-    # Folder that relative paths are resolved against; itself relative to the config file's
-    # folder (default: that folder).
-    base_dir: Path = Path(".")
+    """The daemon process."""
+    base_dir: Path = Field(Path("."), examples=[".."])
+    """Folder that relative paths are resolved against; itself relative to the config file's
+    folder (default: that folder)."""
 
     def path(self, p: Path) -> Path:
         """Resolve a configured path against :attr:`base_dir`."""

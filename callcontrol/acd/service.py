@@ -40,7 +40,7 @@ from callcontrol.ami.protocol import AmiEvent, ContactStatus
 from callcontrol.callctx import CallContext, DialRequest, QueueRequest, QueueResult
 from callcontrol.config import AgentConfig, Config
 from callcontrol.errors import ApiError, CallControlError, TelephonyError
-from callcontrol.events_router import EventRouter, Inbox
+from callcontrol.events_router import EventRouter, Inbox, receive
 from callcontrol.logging import get_logger
 from callcontrol.store.records import AgentEvent, CallEvent, InteractionLog, Record, new_id
 from callcontrol.telephony import (
@@ -555,9 +555,7 @@ async def _wait_playback(inbox: Inbox, channel: str, playback: str, seconds: flo
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while (remaining := deadline - loop.time()) > 0:
-        try:
-            event = await asyncio.wait_for(inbox.get(), remaining)
-        except TimeoutError:
+        if (event := await receive(inbox, remaining)) is None:
             return
         if isinstance(event, PlaybackFinished) and event.playback_id == playback:
             return

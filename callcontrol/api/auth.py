@@ -1,7 +1,9 @@
 """Bearer tokens with roles (admin, supervisor, agent), stored hashed in a JSON file.
 
 A token is shown once when created (``callcontrol tokens create``); the file keeps only its
-SHA-256, its role and, for agent tokens, the agent it is bound to.
+SHA-256, its role and, for agent tokens, the agent it is bound to. A running daemon reads the
+file again when it changes, so a token created (or removed) while it runs takes effect at its
+next request.
 """
 
 from __future__ import annotations
@@ -42,10 +44,19 @@ class TokenStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, Principal] = {}
+        self._stamp: tuple[int, int] | None = None
         self.reload()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return info.st_mtime_ns, info.st_size
 
     def reload(self) -> None:
         """Read the token file again (missing file: no tokens)."""
+        self._stamp = self._file_stamp()
         try:
             raw = json.loads(self.path.read_text())
         except FileNotFoundError:
@@ -77,7 +88,10 @@ class TokenStore:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=1)
         tmp.replace(self.path)
+        self._stamp = self._file_stamp()
 
     def lookup(self, token: str) -> Principal | None:
-        """The principal of ``token``, or ``None``."""
+        """The principal of ``token``, or ``None`` (the file is read again if it changed)."""
+        if self._file_stamp() != self._stamp:
+            self.reload()
         return self._entries.get(_digest(token))

@@ -244,6 +244,30 @@ class AcdBed:
             sa.select(CallRow).filter_by(**where).order_by(col(CallRow.started_at)))
         return rows
 
+    async def state_change(self, agent_id: str, to: str, call_id: str, *,
+                           timeout: float = 10.0) -> Row:
+        """Wait for the agent's change to state ``to`` concerning ``call_id``; return it (so
+        a test reads its own call's change, never one left by an earlier test)."""
+
+        async def check() -> Row | None:
+            return next((s for s in await self.agent_states(agent_id)
+                         if s.data["to"] == to and s.data.get("call_id") == call_id), None)
+
+        result: Row = await eventually(check, timeout, f"agent {agent_id} {to} for {call_id}")
+        return result
+
+    async def new_call(self, extension: str, known: list[dict[str, Any]]) -> str:
+        """Wait for a call to ``extension`` not among ``known`` (rows of :meth:`calls`);
+        return its call id."""
+        seen = {row["call_id"] for row in known}
+
+        async def check() -> str | None:
+            return next((row["call_id"] for row in await self.calls(extension)
+                         if row["call_id"] not in seen), None)
+
+        result: str = await eventually(check, 10, f"a new call to {extension}")
+        return result
+
     async def calls(self, extension: str) -> list[dict[str, Any]]:
         """Call rows for one dialed extension, oldest first."""
         return [{"call_id": r.call_id, "outcome": r.outcome, "tags": r.tags, "queue": r.queue,
@@ -327,15 +351,16 @@ class AcdBed:
 
 
 def max_concurrent_calls(events: list[PeerEvent]) -> int:
-    """The most incoming calls a headset had at once (from its ``incoming`` and
-    ``disconnected`` events)."""
+    """The most incoming calls a headset had at once (from its ``incoming`` and ``ended``
+    events: ``disconnected`` waits for the recording on disk and can come after the next
+    call's ``incoming``)."""
     open_calls: set[str] = set()
     most = 0
     for event in events:
         if event.kind == "incoming":
             open_calls.add(event["call_id"])
             most = max(most, len(open_calls))
-        elif event.kind == "disconnected":
+        elif event.kind == "ended":
             open_calls.discard(event["call_id"])
     return most
 
