@@ -29,12 +29,15 @@ from acd_bed import (
 from callcontrol import audio
 from callcontrol.sipua.client import SipPeer, SipPeerError
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres,
+              pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AcdBed]:
-    async with running_bed(tmp_path_factory.mktemp("acd"), f"acd-{os.getpid()}") as running:
+async def bed(tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+              ) -> AsyncIterator[AcdBed]:
+    async with running_bed(tmp_path_factory.mktemp("acd"), f"acd-{os.getpid()}",
+                           module_db_url) as running:
         yield running
 
 
@@ -168,9 +171,8 @@ async def test_priority_callers_jump_ahead(bed: AcdBed) -> None:
             await caller.wait_for("disconnected", 10, call_id=call)
     order = []
     for row in await bed.call_events("agent_connected", "prio"):
-        (extension,) = (await bed.query("SELECT extension FROM calls WHERE call_id = ?",
-                                        row.owner))[0]
-        order.append(extension)
+        (call,) = await bed.call_rows(call_id=row.owner)
+        order.append(call.extension)
     assert order == [EXTENSIONS["prio_vip"], EXTENSIONS["prio_a"], EXTENSIONS["prio_b"]]
     for key in ("prio_a", "prio_b", "prio_vip"):
         (row,) = await bed.ended_calls(EXTENSIONS[key], 1)

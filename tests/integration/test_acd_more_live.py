@@ -42,7 +42,8 @@ from acd_bed import (
 from callcontrol import audio
 from callcontrol.sipua.client import SipPeer
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres,
+              pytest.mark.asyncio(loop_scope="module")]
 
 MOH_NOTES = (523.25, 659.25, 783.99)
 """The notes of the test Asterisk's music on hold (callcontrol.pbx.render.write_moh_tone)."""
@@ -51,9 +52,10 @@ ANNOUNCE_EVERY = 15.0  # the "an" queue's announce_position
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AcdBed]:
+async def bed(tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+              ) -> AsyncIterator[AcdBed]:
     async with running_bed(tmp_path_factory.mktemp("acd-more"),
-                           f"acd-more-{os.getpid()}") as running:
+                           f"acd-more-{os.getpid()}", module_db_url) as running:
         yield running
 
 
