@@ -11,6 +11,7 @@ the hot-reload scenario can edit its file while the other calls go on.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import shutil
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus, urlsplit
 
 import pytest
 from aiohttp import web
@@ -44,6 +46,8 @@ ROUTES = {
     "304": "ivr_http",
     "305": "ivr_voicemail",
     "306": "ivr_reload",
+    "307": "ivr_error",
+    "308": "ivr_secret",
 }
 CALLER_TONE = 440
 CALL_SECONDS = 60.0  # no scenario's call lasts this long
@@ -51,6 +55,8 @@ BARGE_DELAY = 1.0  # the caller lets the 30 s prompt play this long before press
 CRM = {"111111": {"tier": "vip"}, "444444": {"tier": "standard"}}
 CRM_SLOW = "222222"  # answers after the flow's 1 s timeout
 CRM_BROKEN = "333333"  # answers 500
+SECRET = "Zm9v+YmFy/s3cr3t=="  # the flows' secret api_key: +, / and = change when encoded
+BEEP_HZ = 1000  # Asterisk's stock "beep" sound, the error path's prompt in ivr_error
 
 T = TypeVar("T")
 
@@ -128,10 +134,13 @@ class Harness:
     caller: SipPeer
     flows_dir: Path
 
-    async def dial(self, extension: str, play_wav: Path | None = None) -> Call:
-        """Call ``extension``; return once the daemon has the call's row."""
+    async def dial(
+        self, extension: str, play_wav: Path | None = None, record_wav: Path | None = None
+    ) -> Call:
+        """Call ``extension`` (recording what the caller hears into ``record_wav``); return
+        once the daemon has the call's row."""
         uri = f"sip:{extension}@{self.pbx.sip_host}:{self.pbx.sip_port}"
-        peer_id = await self.caller.call(uri, play_wav=play_wav)
+        peer_id = await self.caller.call(uri, play_wav=play_wav, record_wav=record_wav)
         confirmed = await self.caller.wait_for("confirmed", 15, call_id=peer_id)
         sip_call_id = confirmed["sip_call_id"]
 
@@ -184,10 +193,16 @@ class Harness:
         return await poll(probe, 15, what)
 
 
+CRM_QUERIES: list[str] = []
+"""The query strings the local CRM received."""
+
+
 async def crm_server() -> tuple[web.AppRunner, str]:
-    """A local CRM: known accounts answer JSON, one is too slow, one answers 500."""
+    """A local CRM: known accounts answer JSON, one is too slow, one answers 500. The query
+    strings it receives go to :data:`CRM_QUERIES`."""
 
     async def customer(request: web.Request) -> web.Response:
+        CRM_QUERIES.append(request.query_string)
         account = request.match_info["account"]
         if account == CRM_SLOW:
             await asyncio.sleep(3)
@@ -279,6 +294,24 @@ async def voicemail(h: Harness) -> CallRecord:
     return record
 
 
+async def error_exit(h: Harness) -> CallRecord:
+    heard = h.flows_dir.parent / "caller-heard-error.wav"
+    call = await h.dial("307", record_wav=heard)
+    record = await h.ended(call)
+    await h.caller.wait_for("disconnected", 10, call_id=call.peer_id)  # the recording is closed
+    record.extra["heard"] = heard
+    return record
+
+
+async def secret_use(h: Harness) -> CallRecord:
+    record = await h.ended(await h.dial("308"))
+    # The journal's active segment holds every record since the daemon started (confirmed
+    # segments are deleted later): keep what it says about this call now.
+    journal = h.flows_dir.parent / "journal"
+    record.extra["journal"] = b"".join(p.read_bytes() for p in sorted(journal.glob("*.jsonl")))
+    return record
+
+
 async def hot_reload(h: Harness) -> dict[str, Any]:
     path = h.flows_dir / "ivr_reload.yaml"
     v1_text = path.read_text()
@@ -327,6 +360,8 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[Any]]] = {
     "http_timeout": http_lookup(CRM_SLOW),
     "http_500": http_lookup(CRM_BROKEN),
     "voicemail": voicemail,
+    "error_exit": error_exit,
+    "secret_use": secret_use,
     "hot_reload": hot_reload,
 }
 
@@ -345,17 +380,25 @@ async def run_all(pbx: PbxTestbed, work: Path) -> dict[str, Any]:
     flows_dir = work / "flows"
     shutil.copytree(FLOWS, flows_dir)
     runner, crm_url = await crm_server()
-    http_flow = flows_dir / "ivr_http.yaml"
-    http_flow.write_text(http_flow.read_text().replace("http://127.0.0.1:9/crm", crm_url))
+    for name in ("ivr_http.yaml", "ivr_secret.yaml"):
+        flow = flows_dir / name
+        flow.write_text(flow.read_text().replace("http://127.0.0.1:9/crm", crm_url))
     http_port = free_port("127.0.0.1")
     config_file = write_config(pbx.config_file, work / "callcontrol.yaml", {
-        "flows": {"dir": str(flows_dir), "routes": ROUTES, "watch": True},
+        "flows": {"dir": str(flows_dir), "routes": ROUTES, "watch": True,
+                  "http_allow_hosts": [urlsplit(crm_url).netloc],
+                  "secrets": {"api_key": {"env": "CALLCONTROL_TEST_API_KEY"}}},
         "database": {"url": f"sqlite+aiosqlite:///{work / 'ivr.db'}",
                      "journal_dir": str(work / "journal")},
         "http": {"port": http_port, "tokens_file": str(work / "tokens.json")},
         "run": {"pid_file": str(work / "run" / "callcontrol.pid")},
     })
-    daemon = DaemonProcess(config_file, http_port, work / "daemon.log")
+    daemon = DaemonProcess(
+        config_file,
+        http_port,
+        work / "daemon.log",
+        env={**os.environ, "CALLCONTROL_TEST_API_KEY": SECRET},
+    )
     db = create_engine(f"sqlite+aiosqlite:///{work / 'ivr.db'}")
     try:
         await daemon.start()
@@ -377,6 +420,8 @@ async def run_all(pbx: PbxTestbed, work: Path) -> dict[str, Any]:
             )
         results = dict(zip(SCENARIOS, outcomes, strict=True))
         results["daemon_log"] = daemon.log_tail(80)
+        results["crm_queries"] = list(CRM_QUERIES)
+        results["work"] = work  # the database and the daemon's log, read once it stopped
         return results
     finally:
         await db.dispose()
@@ -542,3 +587,48 @@ def test_hot_reload_under_live_calls(ivr: dict[str, Any]) -> None:
     for call in (old, new, during):
         assert call.row.outcome == "completed"
         assert call.path == ["wait", "done", "end"]
+
+
+def test_a_prompt_value_asterisk_cannot_say_takes_the_error_exit(ivr: dict[str, Any]) -> None:
+    call: CallRecord = result(ivr, "error_exit")
+    assert call.path == ["say", "sorry", "end"]
+    assert {"step": "say", "exit": "error", "to": "sorry"} in call.of("exit")
+    (error,) = call.of("step_error")
+    assert error["step"] == "say" and "not a number: 'Infinity'" in error["error"]
+    assert (call.row.flow, call.row.outcome) == ("ivr_error", "completed")
+    # The caller heard the error path's prompt: four stock beeps.
+    assert audio.tone_seconds(call.extra["heard"], BEEP_HZ) >= 0.5
+
+
+def _secret_forms() -> list[bytes]:
+    forms = {SECRET, SECRET.upper(), SECRET.lower(), SECRET[3:11], SECRET[3:11].upper()}
+    for form in list(forms):
+        forms |= {quote(form, safe=""), quote(form), quote_plus(form)}
+    forms.add(base64.b64encode(SECRET.encode()).decode())
+    return sorted({form.encode() for form in forms} | {f.lower().encode() for f in forms})
+
+
+def test_a_secret_and_its_derivations_never_reach_the_store_journal_or_log(
+    ivr: dict[str, Any],
+) -> None:
+    call: CallRecord = result(ivr, "secret_use")
+    assert call.path == ["lookup", "keep", "say", "end"]
+    (http,) = call.of("http")
+    assert http["ok"] is True and http["headers"] == ["Authorization"]
+    assert http["url"].endswith("/customers/111111?key=***&up=***&part=***")
+    # The secret was really used: the CRM got it in the query, in all three forms.
+    assert f"key={quote(SECRET, safe='')}&up={quote(SECRET.upper(), safe='')}" in "".join(
+        ivr["crm_queries"]
+    )
+    work: Path = ivr["work"]
+    journal = call.extra["journal"]
+    assert call.row.call_id.encode() in journal  # the call's records were in the journal
+    places = {
+        "timeline": repr([e.data for e in call.events]).encode(),
+        "journal": journal,
+        "database": b"".join(p.read_bytes() for p in work.glob("ivr.db*")),
+        "log": (work / "daemon.log").read_bytes(),
+    }
+    for place, content in places.items():
+        for form in _secret_forms():
+            assert form.lower() not in content.lower(), f"{form!r} in the {place}"
