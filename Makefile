@@ -2,7 +2,7 @@
 PYTHON ?= python3
 CONFIG ?= config/callcontrol.yaml
 
-.PHONY: install run stop bench faults test test-unit test-integration lint flows-check
+.PHONY: install run stop bench faults test test-unit test-integration lint flows-check docs
 
 install:
 	@bash scripts/install.sh
@@ -25,6 +25,11 @@ faults: install
 lint: install
 	$(PYTHON) -m ruff check callcontrol tests bench faults
 	$(PYTHON) -m mypy callcontrol bench faults
+
+# Regenerate the documents made from the code: docs/configuration.md (the typed config) and
+# docs/openapi.json (the API document the daemon serves). Tests fail while they are stale.
+docs:
+	$(PYTHON) -m callcontrol.docsgen
 
 flows-check: install
 	$(PYTHON) -m callcontrol --config $(CONFIG) flows check ivr_flows/

@@ -153,7 +153,8 @@ class App:
         self.ami.on_connected(self.acd.on_ami_connected)
         self.ami.on_connected(self.directory.sync_pbx)
         await self.ami.start()
-        api = build_app(self, self.tokens)
+        api = build_app(self, self.tokens, outbound=self.config.security.outbound_allow,
+                        demo_crm=self.config.http.demo_crm)
         self._runner = web.AppRunner(api, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
@@ -258,6 +259,11 @@ class App:
 
     def schedule_overrides(self) -> dict[str, Any]:
         return self.flows.overrides_json()
+
+    def schedule_names(self) -> set[str]:
+        local = {name for loaded in self.flows.registry.snapshot().values()
+                 for name in loaded.flow.schedules}
+        return set(self.config.schedules) | local
 
     def set_schedule_override(
         self, name: str, state: Literal["open", "closed"], until: datetime | None, reason: str

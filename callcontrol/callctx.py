@@ -67,6 +67,9 @@ class DialRequest:
     timeout: float = 30.0
     caller_id: str | None = None
     via: str | None = None
+    # A blind transfer through the API: its number passed the token role's allowlist there;
+    # a flow's number must match ``security.outbound_allow.flows``.
+    transfer: bool = False
 
 
 class CallContext(Protocol):

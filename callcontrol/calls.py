@@ -32,7 +32,7 @@ from callcontrol.callctx import (
     QueueResult,
 )
 from callcontrol.errors import NotFound, PbxUnreachable, TelephonyError
-from callcontrol.events_router import EventRouter, Inbox
+from callcontrol.events_router import EventRouter, Inbox, receive
 from callcontrol.logging import get_logger
 from callcontrol.store.records import (
     CallClosed,
@@ -159,10 +159,10 @@ class CallSession:
         if self._pushed:
             event = self._pushed.popleft()
         else:
-            try:
-                event = await asyncio.wait_for(self.inbox.get(), timeout)
-            except TimeoutError:
+            received = await receive(self.inbox, timeout)
+            if received is None:
                 return None
+            event = received
         if isinstance(event, PlaybackFinished):
             self.active_playbacks.discard(event.playback_id)
         if isinstance(event, AbortCall):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -24,6 +26,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from callcontrol.app import run_daemon
 
     return run_daemon(_config(args, secrets=True))
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from callcontrol.flows.cli import shared_schedules
+
+    config = _config(args, secrets=not args.without_secrets)
+    shared_schedules(config)  # the flows side validates the shared schedules
+    print(f"{args.config}: ok")
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -68,6 +79,38 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    from callcontrol.api.auth import TokenStore
+    from callcontrol.store.queries import format_table
+
+    config = _config(args)
+    infos = TokenStore(config.path(config.http.tokens_file)).tokens()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+    else:
+        print(format_table(("name", "role", "agent", "created (UTC)"), (
+            (i.name, i.role, i.agent_id or "-", i.created_at or "-") for i in infos)))
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    from callcontrol.api.auth import TokenStore
+
+    config = _config(args)
+    removed = TokenStore(config.path(config.http.tokens_file)).revoke(args.name)
+    if not removed:
+        print(f"callcontrol: no token named {args.name!r}", file=sys.stderr)
+        return 2
+    print(f"revoked {removed} token(s) named {args.name!r}")
+    return 0
+
+
+def cmd_recordings(args: argparse.Namespace) -> int:
+    from callcontrol.recording import cli as recordings_cli
+
+    return recordings_cli.main(args, _config(args))
+
+
 def cmd_flows(args: argparse.Namespace) -> int:
     from callcontrol.flows import cli as flows_cli
 
@@ -96,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon")
     run.set_defaults(func=cmd_run)
 
+    config = sub.add_parser("config", help="configuration").add_subparsers(
+        dest="config_command", required=True)
+    check = config.add_parser("check", help="load the config as the daemon would (exit 2 if bad)")
+    check.add_argument("--without-secrets", action="store_true",
+                       help="do not read the secrets ({env: ...}, {file: ...})")
+    check.set_defaults(func=cmd_config_check)
+
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
 
@@ -113,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--agent", help="the agent an agent token acts for")
     create.add_argument("--name", help="a label for the token")
     create.set_defaults(func=cmd_tokens_create)
+    tokens_list = tokens.add_parser("list", help="name, role, agent, created (never the token)")
+    tokens_list.add_argument("--json", action="store_true", help="print a JSON array")
+    tokens_list.set_defaults(func=cmd_tokens_list)
+    revoke = tokens.add_parser("revoke", help="remove the tokens called NAME (at once, also "
+                               "for a running daemon)")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.set_defaults(func=cmd_tokens_revoke)
+
+    recordings = sub.add_parser("recordings", help="recordings: check files vs rows, purge")
+    from callcontrol.recording import cli as recordings_cli
+
+    recordings_cli.add_arguments(recordings)
+    recordings.set_defaults(func=cmd_recordings)
 
     flows = sub.add_parser("flows", help="IVR flows: check, simulate, graph, schema, test")
     from callcontrol.flows import cli as flows_cli

@@ -9,6 +9,20 @@ from callcontrol.telephony import TelephonyEvent
 Inbox = asyncio.Queue[TelephonyEvent]
 
 
+async def receive(inbox: Inbox, timeout: float | None) -> TelephonyEvent | None:
+    """The next event of ``inbox``, or ``None`` after ``timeout`` seconds (``None``: no limit).
+
+    Not ``asyncio.wait_for``: on Python 3.11 it returns the event and swallows a cancellation
+    that arrives together with it, so a cancelled call task would go on (and, waiting for its
+    next event without a deadline, never end). ``asyncio.timeout`` always lets it through.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await inbox.get()
+    except TimeoutError:
+        return None
+
+
 class EventRouter:
     """A map from channel id to the inbox of the call that owns the channel.
 

@@ -57,6 +57,7 @@ from sqlmodel import col
 from callcontrol.ari import protocol
 from callcontrol.errors import CallControlError
 from callcontrol.logging import get_logger
+from callcontrol.private_files import write_private
 from callcontrol.store.db import session_factory
 from callcontrol.store.records import (
     CallClosed,
@@ -272,9 +273,8 @@ class FallbackLedger:
             return self.since
         since = time.time()
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-        tmp.write_text(json.dumps({"since": since, "ledger": str(self.path)}) + "\n")
-        tmp.replace(self.state_file)
+        write_private(self.state_file,
+                      json.dumps({"since": since, "ledger": str(self.path)}) + "\n")
         log.info("fallback_ledger_since", since=since, ledger=str(self.path))
         self.since = since
         return since

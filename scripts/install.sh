@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what callcontrol needs on a fresh Debian 12 machine (idempotent, quiet when done):
-# Debian packages (sipp, sox, espeak-ng, debootstrap), the Python package with its test extras
-# (pip install -e .[test]), and Asterisk 22 (scripts/provision-asterisk.sh).
+# Debian packages (sipp, sox, espeak-ng, debootstrap, postgresql for the tests' private database
+# servers), the Python package with its test extras (pip install -e .[test]), and Asterisk 22
+# (scripts/provision-asterisk.sh).
 #
 # pip runs when callcontrol or pjsua2 cannot be imported, or when this checkout is the installed
 # one and pyproject.toml changed since the last install. A callcontrol installed from another
@@ -18,6 +19,9 @@ command -v sox >/dev/null || need_apt+=(sox)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
+# Debian's postgresql package puts the server in /usr/lib/postgresql/<major>/bin, whatever the
+# current major version is (callcontrol.testing.postgres finds it there).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then echo "install.sh: need root to apt-get install ${need_apt[*]}" >&2; exit 1; fi
     echo "install.sh: apt-get install ${need_apt[*]}" >&2

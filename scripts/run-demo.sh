@@ -176,6 +176,8 @@ fi
 
 "$PY" -m callcontrol --config "$CFG" db upgrade >/dev/null
 "$PY" -m callcontrol.pbx start --config "$CFG" --state-dir var/asterisk
+# The daemon's JSON log holds callers' numbers: readable by this user only (like the journal).
+(umask 077; touch var/log/callcontrol.log); chmod 600 var/log/callcontrol.log
 setsid nohup bash scripts/supervise.sh "$CFG" var/run/supervisor.pid \
     >> var/log/callcontrol.log 2>&1 < /dev/null &
 

@@ -2,9 +2,11 @@
 # The test suite, as `make test` runs it:
 #   1. unit tests (no Asterisk),
 #   2. integration tests on real Asterisk with the store on SQLite,
-#   3. the store/fault tests and a subset of integration tests on PostgreSQL (a private server
-#      each test session starts itself).
+#   3. the tests marked ``postgres`` again with the store on PostgreSQL (a private server the
+#      test session starts itself from Debian's postgresql package, which install.sh brings):
+#      the store and database-outage tests, the platform, IVR, ACD, adoption and callback suites.
 # pytest's exit 5 (no tests collected) is a failure here: a suite that runs nothing proves nothing.
+# No test skips for want of an install: a missing dependency fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -20,6 +20,7 @@ from callcontrol.acd.agents import AgentState
 from callcontrol.acd.events import leg_answered, leg_failed
 from callcontrol.acd.queues import QueueEntry
 from callcontrol.errors import TelephonyError
+from callcontrol.events_router import receive
 from callcontrol.telephony import ChannelEntered, ChannelHungUp, ChannelLeftApp, TelephonyEvent
 
 if TYPE_CHECKING:
@@ -155,9 +156,7 @@ async def _wait_entered(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while (remaining := deadline - loop.time()) > 0:
-        try:
-            event = await asyncio.wait_for(inbox.get(), remaining)
-        except TimeoutError:
+        if (event := await receive(inbox, remaining)) is None:
             break
         if event.channel_id == leg:
             if isinstance(event, ChannelEntered):
@@ -176,9 +175,7 @@ async def _wait_answer(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ring_s
     while (remaining := deadline - loop.time()) > 0:
-        try:
-            event = await asyncio.wait_for(inbox.get(), remaining)
-        except TimeoutError:
+        if (event := await receive(inbox, remaining)) is None:
             break
         if event.channel_id == leg:
             if leg_answered(event):

@@ -415,7 +415,7 @@ class _QueueSession:
         if kind == "queue":
             result = await serve_in_queue(self.ctx, replace(self.request, name=value), self.acd)
             return replace(result, data={**result.data, "transferred_from": agent_id})
-        dialed = await self.ctx.dial(DialRequest(to=target))
+        dialed = await self.ctx.dial(DialRequest(to=target, transfer=True))
         return QueueResult("after", agent_id, {"transferred_to": target, "dial": dialed})
 
     # -- media and the one clean-up ---------------------------------------------------------

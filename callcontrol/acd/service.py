@@ -40,7 +40,7 @@ from callcontrol.ami.protocol import AmiEvent, ContactStatus
 from callcontrol.callctx import CallContext, DialRequest, QueueRequest, QueueResult
 from callcontrol.config import AgentConfig, Config
 from callcontrol.errors import ApiError, CallControlError, TelephonyError
-from callcontrol.events_router import EventRouter, Inbox
+from callcontrol.events_router import EventRouter, Inbox, receive
 from callcontrol.logging import get_logger
 from callcontrol.store.records import AgentEvent, CallEvent, InteractionLog, Record, new_id
 from callcontrol.telephony import (
@@ -143,6 +143,16 @@ class _CallbackTelephony:
             raise
 
 
+def outbound_refusal(config: Config, request: DialRequest) -> str | None:
+    """The toll-fraud guard of a ``dial`` to ``number:``: why it is refused, or ``None``. A
+    flow's number must match ``security.outbound_allow.flows``; a blind transfer's number was
+    checked against the token role's patterns by the API."""
+    number = request.to.partition(":")[2]
+    if request.transfer or config.security.outbound_allow.permits_dial(number):
+        return None
+    return f"{number} is not in security.outbound_allow.flows"
+
+
 class AcdService:
     """The ACD as the daemon runs it (see the module docstring)."""
 
@@ -216,6 +226,10 @@ class AcdService:
         elif kind == "endpoint" and value:
             endpoint = f"PJSIP/{value}"
         elif kind == "number" and value:
+            refused = outbound_refusal(self.config, request)
+            if refused:
+                session.log("dial_refused", to=request.to, reason=refused)
+                return "failed"
             trunks = self.config.acd.trunks
             trunk = request.via or next(iter(trunks), None)
             if trunk is None or trunk not in trunks:
@@ -555,9 +569,7 @@ async def _wait_playback(inbox: Inbox, channel: str, playback: str, seconds: flo
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while (remaining := deadline - loop.time()) > 0:
-        try:
-            event = await asyncio.wait_for(inbox.get(), remaining)
-        except TimeoutError:
+        if (event := await receive(inbox, remaining)) is None:
             return
         if isinstance(event, PlaybackFinished) and event.playback_id == playback:
             return

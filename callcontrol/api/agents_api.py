@@ -9,7 +9,9 @@
     POST   /api/agents/{agent_id}/transfer   {"to": "queue:NAME" | "agent:ID" | "number:+E164"}
     GET    /api/queues/{name}/stats?from=&to=  supervisor: figures (docs/queue-statistics.md)
 
-Passwords are write-only: no answer and no log line carries them.
+Passwords are write-only: no answer and no log line carries them. A transfer to an outside
+number passes the toll-fraud guard first: the number must match a pattern the token's role may
+use (``security.outbound_allow``), else 403 ``outbound_not_allowed``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from callcontrol.acd.directory import (
     EndpointInUse,
     NewAgent,
 )
-from callcontrol.api.context import BACKEND, Handler, json_object, require
+from callcontrol.api.auth import Principal
+from callcontrol.api.context import BACKEND, OUTBOUND, Handler, json_object, require
 from callcontrol.errors import ApiError
 from callcontrol.pbx.agents_conf import UNSAFE_SECRET
 
@@ -42,9 +45,13 @@ _STATUS: dict[type[DirectoryError], int] = {
     AgentNotFound: 404,
 }
 M = TypeVar("M", bound=BaseModel)
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 Level = Annotated[int, Field(strict=True, ge=0, le=100)]
 WrapUp = Annotated[float, Field(strict=True, ge=0, le=3600)]
+Skills = dict[Annotated[str, Field(min_length=1, max_length=64)], Level]
+Queues = list[Annotated[str, Field(min_length=1, max_length=64)]]
+MAX_ITEMS = 100
+"""The most skills or queues one agent may have."""
 
 
 def _password(value: SecretStr) -> SecretStr:
@@ -65,9 +72,8 @@ class AgentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     endpoint: str = Field(pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
     password: SecretStr
-    skills: dict[Annotated[str, Field(min_length=1, max_length=64)], Level] = Field(
-        default_factory=dict)
-    queues: list[str] = Field(default_factory=list)
+    skills: Skills = Field(default_factory=dict, max_length=MAX_ITEMS)
+    queues: Queues = Field(default_factory=list, max_length=MAX_ITEMS)
     wrap_up: WrapUp | None = None
 
     _check_password = field_validator("password")(_password)
@@ -80,8 +86,8 @@ class AgentPatch(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
     password: SecretStr | None = None
-    skills: dict[Annotated[str, Field(min_length=1, max_length=64)], Level] | None = None
-    queues: list[str] | None = None
+    skills: Skills | None = Field(default=None, max_length=MAX_ITEMS)
+    queues: Queues | None = Field(default=None, max_length=MAX_ITEMS)
     wrap_up: WrapUp | None = None
 
     @field_validator("password")
@@ -95,7 +101,7 @@ class TransferBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(pattern=r"^(queue|agent|number):.+$")
+    to: str = Field(pattern=r"^(queue|agent|number):.+$", max_length=100)
 
 
 def _invalid(fields: dict[str, str]) -> ApiError:
@@ -128,10 +134,21 @@ def _domain(exc: DirectoryError, agent_id: str) -> ApiError:
     return ApiError(_STATUS.get(type(exc), 409), exc.error_id, str(exc), {"agent_id": agent_id})
 
 
-def _self_or_supervisor(request: web.Request, agent_id: str) -> None:
+def _self_or_supervisor(request: web.Request, agent_id: str) -> Principal:
     principal = require(request, "agent")
     if principal.role == "agent" and principal.agent_id != agent_id:
         raise ApiError(403, "forbidden", "an agent token acts only on its own agent")
+    return principal
+
+
+def guard_outbound_transfer(request: web.Request, principal: Principal, number: str) -> None:
+    """The toll-fraud guard: refuse (403) a transfer to an outside number the principal's role
+    may not reach (``security.outbound_allow``; nothing by default)."""
+    if not request.app[OUTBOUND].permits_transfer(principal.role, number):
+        raise ApiError(403, "outbound_not_allowed",
+                       f"the {principal.role} role may not transfer calls to {number}",
+                       {"to": f"number:{number}", "role": principal.role,
+                        "setting": f"security.outbound_allow.{principal.role}"})
 
 
 async def create_agent(request: web.Request) -> web.Response:
@@ -194,13 +211,15 @@ async def call_control(request: web.Request) -> web.Response:
     """``POST /api/agents/{agent_id}/hold|unhold|transfer``."""
     agent_id = request.match_info["agent_id"]
     action = request.match_info["action"]
-    _self_or_supervisor(request, agent_id)
+    principal = _self_or_supervisor(request, agent_id)
     target: str | None = None
     if action == "transfer":
         target = _parse(TransferBody, await json_object(request)).to
         kind, _, value = target.partition(":")
-        if kind == "number" and not E164.match(value):
+        if kind == "number" and not E164.fullmatch(value):
             raise _invalid({"to": "a number must be E.164: '+' then up to 15 digits"})
+        if kind == "number":
+            guard_outbound_transfer(request, principal, value)
         if kind == "queue" and value not in request.app[BACKEND].queue_names():
             raise _invalid({"to": f"unknown queue {value!r}"})
         if kind == "agent" and value == agent_id:
@@ -222,10 +241,10 @@ def _time_parameter(request: web.Request, name: str, default: datetime) -> datet
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         value = None
-    if value is None or value.tzinfo is None:
+    if value is None or value.tzinfo is None or not 1970 <= value.year <= 9998:
         raise ApiError(400, "invalid_parameter",
-                       f"{name} must be an ISO-8601 time with a UTC offset (e.g. ...Z)",
-                       {"parameter": name, "value": raw})
+                       f"{name} must be an ISO-8601 time from 1970 with a UTC offset (e.g. ...Z)",
+                       {"parameter": name, "value": raw[:64]})
     return value
 
 

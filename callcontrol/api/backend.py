@@ -37,6 +37,10 @@ class ApiBackend(Protocol):
     def schedule_overrides(self) -> dict[str, Any]:
         """Active operator overrides of schedules, by schedule name."""
 
+    def schedule_names(self) -> set[str]:
+        """Every schedule an override may name: the config's shared ones and the live flows'
+        own."""
+
     def set_schedule_override(
         self, name: str, state: Literal["open", "closed"], until: datetime | None, reason: str
     ) -> dict[str, Any]:

@@ -11,12 +11,21 @@ from aiohttp import web
 
 from callcontrol.api.auth import Principal, Role, TokenStore
 from callcontrol.api.backend import ApiBackend
+from callcontrol.config import OutboundAllow
 from callcontrol.errors import ApiError
 
 BACKEND = web.AppKey("backend", ApiBackend)
 TOKENS = web.AppKey("tokens", TokenStore)
+OUTBOUND = web.AppKey("outbound", OutboundAllow)
+"""The toll-fraud guard: which outside numbers a token's role may transfer callers to."""
+DEMO_CRM = web.AppKey("demo_crm", bool)
+"""Whether ``/demo/crm`` answers (``http.demo_crm``)."""
 PRINCIPAL = web.RequestKey("principal", Principal)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_BODY_BYTES = 64 * 1024
+"""The largest request body (a larger one: 413 ``too_large``)."""
+MAX_JSON_DEPTH = 16
+"""How deeply a JSON body may nest (no route needs more than 3)."""
 
 
 def require(request: web.Request, role: Role) -> Principal:
@@ -33,8 +42,12 @@ async def json_object(request: web.Request, allowed: Collection[str] | None = No
     when given); else a 400 error."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError, LookupError):
+        # RecursionError: nested past the parser's stack; LookupError: an unknown charset
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise ApiError(400, "invalid_json", f"the request body nests deeper than "
+                       f"{MAX_JSON_DEPTH} levels", {"max_depth": MAX_JSON_DEPTH})
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     unknown = set(body) - set(allowed) if allowed is not None else set()
@@ -42,3 +55,18 @@ async def json_object(request: web.Request, allowed: Collection[str] | None = No
         raise ApiError(400, "invalid_body", f"unknown fields: {', '.join(sorted(unknown))}",
                        {"allowed": sorted(allowed or ())})
     return body
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (a scalar: 0), without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level + 1)
+            if deepest > MAX_JSON_DEPTH:
+                break
+            stack += [(item, level + 1) for item in
+                      (node.values() if isinstance(node, dict) else node)]
+    return deepest

@@ -8,6 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_ERRORS = {
+    400: "bad input: invalid_json (not JSON, or nested deeper than 16 levels), invalid_body "
+         "(a field: wrong type, too long, unknown), invalid_parameter (a query parameter)",
+    413: "too_large: the body is larger than 64 KiB",
+}
 
 
 def _op(summary: str, role: str | None, ok: dict[str, Any] | None = None,
@@ -21,8 +26,10 @@ def _op(summary: str, role: str | None, ok: dict[str, Any] | None = None,
                             "content": {"application/json": {"schema": _ERROR}}}
         responses["403"] = {"description": f"needs the {role} role",
                             "content": {"application/json": {"schema": _ERROR}}}
-    for status in errors:
-        responses[str(status)] = {"description": "error",
+    if body:
+        errors = (*errors, 400, 413)
+    for status in sorted(set(errors)):
+        responses[str(status)] = {"description": _ERRORS.get(status, "error"),
                                   "content": {"application/json": {"schema": _ERROR}}}
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if role:
@@ -42,7 +49,7 @@ def _path_param(name: str) -> dict[str, Any]:
 
 _AGENT_ACTION_BODY = {
     "type": "object",
-    "properties": {"reason": {"type": "string"}},
+    "properties": {"reason": {"type": "string", "maxLength": 64}},
     "additionalProperties": False,
 }
 
@@ -58,14 +65,15 @@ def _time_param(name: str) -> dict[str, Any]:
 
 
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
-_SKILLS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0,
-                                                      "maximum": 100}}
+_SKILLS = {"type": "object", "maxProperties": 100,
+           "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100}}
 _PASSWORD = {"type": "string", "minLength": 8, "maxLength": 128, "writeOnly": True,
              "description": "headset digest password; never returned"}
 _AGENT_FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "minLength": 1},
+    "name": {"type": "string", "minLength": 1, "maxLength": 255},
     "skills": _SKILLS,
-    "queues": {"type": "array", "items": {"type": "string"}},
+    "queues": {"type": "array", "maxItems": 100,
+               "items": {"type": "string", "minLength": 1, "maxLength": 64}},
     "wrap_up": {"type": "number", "minimum": 0, "maximum": 3600, "nullable": True},
 }
 _AGENT_CREATE = {
@@ -91,7 +99,11 @@ _TRANSFER = {
     "type": "object",
     "required": ["to"],
     "properties": {"to": {"type": "string", "pattern": "^(queue|agent|number):.+$",
-                          "description": "queue:NAME, agent:ID or number:+E164"}},
+                          "maxLength": 100,
+                          "description": "queue:NAME, agent:ID or number:+E164; a number "
+                                         "must match a pattern of security.outbound_allow "
+                                         "the token's role may use (else 403 "
+                                         "outbound_not_allowed)"}},
     "additionalProperties": False,
 }
 
@@ -100,8 +112,9 @@ _OVERRIDE_BODY = {
     "required": ["state"],
     "properties": {
         "state": {"type": "string", "enum": ["open", "closed"]},
-        "until": {"type": "string", "format": "date-time", "nullable": True},
-        "reason": {"type": "string"},
+        "until": {"type": "string", "format": "date-time", "nullable": True,
+                  "description": "in the future, with a UTC offset; null: until cleared"},
+        "reason": {"type": "string", "maxLength": 200},
     },
     "additionalProperties": False,
 }
@@ -165,7 +178,9 @@ OPENAPI: dict[str, Any] = {
                 ("hold", "Put the agent's caller on hold (music on hold)", None),
                 ("unhold", "Take the agent's caller off hold", None),
                 ("transfer", "Blind-transfer the agent's caller (an agent token: its own "
-                             "call)", _TRANSFER),
+                             "call); to an outside number only through the role's "
+                             "security.outbound_allow patterns (else 403 "
+                             "outbound_not_allowed)", _TRANSFER),
             )
         },
         "/api/queues/{name}/stats": {
@@ -184,13 +199,15 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/schedules": {"get": _op("Active operator overrides of schedules", "supervisor")},
         "/api/schedules/{name}/override": {
-            "post": _op("Force a schedule open or closed until a time", "supervisor",
-                        params=[_path_param("name")], body=_OVERRIDE_BODY, errors=(400,)),
+            "post": _op("Force a schedule open or closed until a time (a schedule of the "
+                        "config or of a live flow: else 404 schedule_not_found; at most 100 "
+                        "overridden at once: else 409 too_many_overrides)", "supervisor",
+                        params=[_path_param("name")], body=_OVERRIDE_BODY, errors=(404, 409)),
             "delete": _op("Remove a schedule's override", "supervisor",
                           params=[_path_param("name")], errors=(404,)),
         },
-        "/demo/crm/customers/{account}": {"get": _op("Demo CRM record", None,
-                                                     params=[_path_param("account")],
-                                                     errors=(404,))},
+        "/demo/crm/customers/{account}": {"get": _op(
+            "Demo CRM record: off (404) unless http.demo_crm; then open to this machine only "
+            "(403 for others)", None, params=[_path_param("account")], errors=(403, 404))},
     },
 }

@@ -4,11 +4,15 @@
     POST   /api/schedules/{name}/override    {"state": "open"|"closed", "until": ISO-8601|null,
                                               "reason": str}
     DELETE /api/schedules/{name}/override
+
+Only a schedule that exists (shared in the config or local to a live flow) takes an override,
+one per schedule, at most :data:`MAX_OVERRIDES` at once; ``until`` lies in the future and the
+reason is at most :data:`MAX_REASON` characters.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
@@ -17,6 +21,8 @@ from callcontrol.api.context import BACKEND, Handler, json_object, require
 from callcontrol.errors import ApiError
 
 _FIELDS = {"state", "until", "reason"}
+MAX_REASON = 200
+MAX_OVERRIDES = 100
 
 
 def parse_override(
@@ -45,9 +51,13 @@ def parse_override(
         if until.tzinfo is None:
             raise ApiError(400, "invalid_body", "until needs a UTC offset (e.g. ...Z)",
                            {"field": "until"})
+        if until <= datetime.now(UTC):
+            raise ApiError(400, "invalid_body", "until lies in the past", {"field": "until"})
     reason = body.get("reason", "")
-    if not isinstance(reason, str):
-        raise ApiError(400, "invalid_body", "reason must be a string", {"field": "reason"})
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise ApiError(400, "invalid_body",
+                       f"reason must be a string of at most {MAX_REASON} characters",
+                       {"field": "reason"})
     return state, until, reason
 
 
@@ -58,10 +68,18 @@ async def list_overrides(request: web.Request) -> web.Response:
 
 async def set_override(request: web.Request) -> web.Response:
     principal = require(request, "supervisor")
+    name = request.match_info["name"]
+    backend = request.app[BACKEND]
+    if name not in backend.schedule_names():
+        raise ApiError(404, "schedule_not_found", f"no schedule named {name[:64]!r}",
+                       {"schedule": name[:64]})
     state, until, reason = parse_override(await json_object(request, _FIELDS))
-    result = request.app[BACKEND].set_schedule_override(
-        request.match_info["name"], state, until, reason or f"by {principal.name}"
-    )
+    active = backend.schedule_overrides()
+    if name not in active and len(active) >= MAX_OVERRIDES:
+        raise ApiError(409, "too_many_overrides",
+                       f"{MAX_OVERRIDES} schedules are overridden already; clear one first",
+                       {"max": MAX_OVERRIDES})
+    result = backend.set_schedule_override(name, state, until, reason or f"by {principal.name}")
     return web.json_response(result)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 from aiohttp import web
@@ -10,13 +11,26 @@ from aiohttp import web
 from callcontrol.api.agents_api import AGENT_ROUTES
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.backend import ApiBackend
-from callcontrol.api.context import BACKEND, PRINCIPAL, TOKENS, Handler, json_object, require
+from callcontrol.api.context import (
+    BACKEND,
+    DEMO_CRM,
+    MAX_BODY_BYTES,
+    OUTBOUND,
+    PRINCIPAL,
+    TOKENS,
+    Handler,
+    json_object,
+    require,
+)
 from callcontrol.api.openapi import OPENAPI
 from callcontrol.api.schedules_api import SCHEDULE_ROUTES
+from callcontrol.config import OutboundAllow
 from callcontrol.errors import ApiError, CallControlError
 from callcontrol.logging import get_logger
 
 log = get_logger("callcontrol.api")
+MAX_REASON = 64
+"""The longest pause reason (reasons are names from ``acd.pause_reasons``)."""
 
 __all__ = ["BACKEND", "PRINCIPAL", "ROUTES", "TOKENS", "Handler", "build_app", "error_response",
            "require"]
@@ -46,7 +60,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        ids = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        if exc.status == 413:
+            return error_response(413, "too_large", "the request body is too large",
+                                  {"max_bytes": MAX_BODY_BYTES})
+        ids = {404: "not_found", 405: "method_not_allowed"}
         return error_response(exc.status, ids.get(exc.status, "http_error"), exc.reason)
     except CallControlError as exc:
         log.warning("api_domain_error", path=request.path, error=str(exc))
@@ -87,7 +104,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= 1000:
         raise ApiError(400, "invalid_parameter", "limit must be a whole number from 1 to 1000",
                        {"parameter": "limit", "value": raw})
     return int(raw)
@@ -100,10 +118,10 @@ async def list_calls(request: web.Request) -> web.Response:
 
 async def get_call(request: web.Request) -> web.Response:
     require(request, "supervisor")
-    call = await request.app[BACKEND].call_detail(request.match_info["call_id"])
+    call_id = request.match_info["call_id"]
+    call = await request.app[BACKEND].call_detail(call_id) if len(call_id) <= 128 else None
     if call is None:
-        raise ApiError(404, "call_not_found", "no such call",
-                       {"call_id": request.match_info["call_id"]})
+        raise ApiError(404, "call_not_found", "no such call", {"call_id": call_id[:128]})
     return web.json_response(call)
 
 
@@ -131,14 +149,23 @@ async def agent_action(request: web.Request) -> web.Response:
     reason: str | None = None
     if request.can_read_body:
         body = await json_object(request, {"reason"})
-        if "reason" in body and not isinstance(body["reason"], str):
-            raise ApiError(400, "invalid_body", "reason must be a string")
+        if "reason" in body and not (isinstance(body["reason"], str)
+                                     and len(body["reason"]) <= MAX_REASON):
+            raise ApiError(400, "invalid_body",
+                           f"reason must be a string of at most {MAX_REASON} characters",
+                           {"field": "reason"})
         reason = body.get("reason")
     result = request.app[BACKEND].agent_action(agent_id, action, reason)
     return web.json_response(result)
 
 
 async def demo_crm(request: web.Request) -> web.Response:
+    """The demo CRM: off unless ``http.demo_crm``; then for this machine only (the demo
+    hotline's ``http`` step), as ``/health``."""
+    if not request.app[DEMO_CRM]:
+        raise ApiError(404, "not_found", "the demo CRM is off (http.demo_crm)")
+    if not _is_loopback(request):
+        raise ApiError(403, "forbidden", "the demo CRM answers this machine only")
     customer = request.app[BACKEND].crm_customer(request.match_info["account"])
     if customer is None:
         raise ApiError(404, "customer_not_found", "no such customer")
@@ -160,12 +187,18 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-def build_app(backend: ApiBackend, tokens: TokenStore) -> web.Application:
-    """The aiohttp application serving the API for ``backend``."""
+def build_app(backend: ApiBackend, tokens: TokenStore, *,
+              outbound: OutboundAllow | None = None, demo_crm: bool = False
+              ) -> web.Application:
+    """The aiohttp application serving the API for ``backend``; ``outbound``: the outside
+    numbers each role may transfer callers to (default: none); ``demo_crm``: serve the demo
+    CRM (to this machine only)."""
     app = web.Application(middlewares=[errors_middleware, auth_middleware],
-                          client_max_size=64 * 1024)
+                          client_max_size=MAX_BODY_BYTES)
     app[BACKEND] = backend
     app[TOKENS] = tokens
+    app[OUTBOUND] = outbound or OutboundAllow()
+    app[DEMO_CRM] = demo_crm
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

@@ -3,8 +3,9 @@
 Beyond what the loader refuses (syntax, types, unknown fields, exits a kind lacks, missing
 exits), the checker follows every step's exits: unknown targets and start step, unreachable
 steps (warning), steps from which no end can be reached, loops that never wait for the caller,
-unknown queues, schedules and flows, templates that do not parse, and prompt files that are
-missing or in a format Asterisk cannot play. It also warns about likely mistakes: an ``http``
+unknown queues, schedules and flows, templates and expressions the sandbox would refuse
+(:mod:`callcontrol.flows.exprcheck`), and prompt files that are missing or in a format
+Asterisk cannot play. It also warns about likely mistakes: an ``http``
 step with no ``error`` exit in a flow without ``on_error`` (a failed request would end the
 call), and a step named ``repeat`` (in menu options that word replays the prompt, so no option
 can lead to such a step). Each finding reads
@@ -24,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
 from callcontrol.errors import FlowError
+from callcontrol.flows.exprcheck import expression_problems
 from callcontrol.flows.loader import LoadedFlow, load_flow
 from callcontrol.flows.model import (
     BranchStep,
@@ -137,8 +137,11 @@ def check_paths(paths: list[Path], context: CheckContext | None = None) -> list[
         except FlowError as exc:
             findings.extend(_load_finding(str(path), text) for text in exc.findings)
     siblings = _Siblings(loaded)
-    for flow in loaded.values():
-        findings.extend(_FlowChecker(flow, context, siblings).run())
+    for path, flow in loaded.items():
+        try:
+            findings.extend(_FlowChecker(flow, context, siblings).run())
+        except Exception as exc:  # a bug of ours: still a finding, never a traceback
+            findings.append(Finding(str(path), 1, 1, "error", f"cannot check flow: {exc!r}"))
     return sorted(set(findings))
 
 
@@ -391,32 +394,29 @@ class _FlowChecker:
     # -- templates and prompts ------------------------------------------------------------
 
     def _templates(self) -> None:
-        env = ImmutableSandboxedEnvironment()
         for loc, value in _leaves(self.flow.variables, ("variables",)):
-            self._template(env, loc, value)
+            self._template(loc, value)
         for name, step in self.flow.steps.items():
             for loc, value in _leaves(step, ("steps", name)):
                 if isinstance(value, Prompt):
-                    self._template(env, loc, value.value)
-                elif loc[-1] != "if":  # branch conditions are expressions, parsed below
-                    self._template(env, loc, value)
+                    self._template(self._prompt_loc(loc, value), value.value)
+                elif loc[-1] != "if":  # branch conditions are expressions, checked below
+                    self._template(loc, value)
             if isinstance(step, BranchStep):
                 for index, case in enumerate(step.branch):
-                    self._expression(env, ("steps", name, "branch", index, "if"), case.condition)
+                    loc = ("steps", name, "branch", index, "if")
+                    for severity, message in expression_problems(case.condition, condition=True):
+                        self._add(severity, loc, message)
 
-    def _template(self, env: ImmutableSandboxedEnvironment, loc: Loc, value: object) -> None:
+    def _prompt_loc(self, loc: Loc, prompt: Prompt) -> Loc:
+        """Where a prompt's value stands: inside ``{FORM: VALUE}`` when written so."""
+        inner = (*loc, prompt.kind)
+        return inner if inner in self.loaded.positions else loc
+
+    def _template(self, loc: Loc, value: object) -> None:
         if isinstance(value, str) and ("{{" in value or "{%" in value):
-            try:
-                env.parse(value)
-            except TemplateSyntaxError as exc:
-                self._add("error", loc, f"template does not parse: {exc.message}")
-
-    def _expression(self, env: ImmutableSandboxedEnvironment, loc: Loc, text: str) -> None:
-        source = text if "{{" in text else f"{{{{ {text} }}}}"
-        try:
-            env.parse(source)
-        except TemplateSyntaxError as exc:
-            self._add("error", loc, f"expression does not parse: {exc.message}")
+            for severity, message in expression_problems(value, condition=False):
+                self._add(severity, loc, message)
 
     def _prompts(self) -> None:
         flows_dir = self.loaded.path.parent
@@ -426,6 +426,7 @@ class _FlowChecker:
             for loc, value in _leaves(step, ("steps", name)):
                 if not isinstance(value, Prompt) or "{{" in value.value:
                     continue
+                loc = self._prompt_loc(loc, value)
                 if value.kind == "sound":
                     self._sound(loc, value.value, prompts_dir, languages)
                 elif value.kind == "file":

@@ -28,7 +28,14 @@ from callcontrol.flows.model import (
     action_keys,
     did_you_mean,
 )
-from callcontrol.yamlpos import Loc, Positions, YamlSyntaxError, load_yaml_with_positions
+from callcontrol.yamlpos import (
+    Loc,
+    Positions,
+    YamlSyntaxError,
+    dotted,
+    load_yaml_with_positions,
+    read_yaml_file,
+)
 
 VERSION_LENGTH = 12
 """Hex digits kept of the SHA-256 that versions a flow."""
@@ -66,16 +73,12 @@ def content_version(data: bytes) -> str:
 
 def load_flow(path: Path) -> LoadedFlow:
     """Load and validate the flow file at ``path``; raise :class:`FlowError` with every
-    finding of the file."""
+    finding of the file (whatever the file holds: no other exception leaves)."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FlowError([f"{path}:1:1: cannot read flow: {exc.strerror}"]) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FlowError([f"{path}:1:1: the file is not UTF-8 text ({exc.reason})"]) from None
-    return _load(text, path, content_version(data))
+        text = read_yaml_file(path, "flow")
+    except YamlSyntaxError as exc:
+        raise FlowError([str(exc)]) from None
+    return _load(text, path, content_version(text.encode("utf-8")))
 
 
 def load_flow_text(text: str, path: Path) -> LoadedFlow:
@@ -84,6 +87,15 @@ def load_flow_text(text: str, path: Path) -> LoadedFlow:
 
 
 def _load(text: str, path: Path, version: str) -> LoadedFlow:
+    try:
+        return _validate(text, path, version)
+    except FlowError:
+        raise
+    except Exception as exc:  # a bug of ours, but the file still gets a finding, not a crash
+        raise FlowError([f"{path}:1:1: cannot load flow: {type(exc).__name__}: {exc}"]) from None
+
+
+def _validate(text: str, path: Path, version: str) -> LoadedFlow:
     try:
         raw, positions = load_yaml_with_positions(text, str(path))
     except YamlSyntaxError as exc:
@@ -167,6 +179,12 @@ def _finding(err: ErrorDetails, raw: dict[str, Any], positions: Positions) -> tu
     elif kind == "step_action":
         message, raw_loc = _step_action(raw, loc)
         is_key = True
+    elif kind == "at_key" and isinstance(node, dict):
+        ctx = err.get("ctx", {})
+        key = next((k for k in ctx["keys"] if k in node), None)
+        if key is not None:
+            raw_loc, node, is_key = (*raw_loc, key), node[key], ctx["on_key"]
+        message = f"{_dotted(loc)}: {err['msg']}"
     elif kind == "string_type":
         message = f"{_dotted(loc)}: must be text, got {err['input']!r} (quote it)"
     else:
@@ -178,7 +196,7 @@ def _finding(err: ErrorDetails, raw: dict[str, Any], positions: Positions) -> tu
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in _clean(loc))
+    return dotted(_clean(loc))
 
 
 def _clean(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:

@@ -31,6 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from callcontrol.flows.durations import DURATION_PATTERN, parse_duration
 from callcontrol.flows.prompts import name_problem
@@ -44,6 +45,14 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def at_key(message: str, *keys: str, on_key: bool = False) -> PydanticCustomError:
+    """The error of a whole mapping that belongs at one of its entries: the loader reports it
+    at the value of the first of ``keys`` written in the file (at that key with ``on_key``)."""
+    return PydanticCustomError(
+        "at_key", "{message}", {"message": message, "keys": keys, "on_key": on_key}
+    )
 
 
 # --- scalar types -------------------------------------------------------------------------
@@ -128,12 +137,14 @@ class Prompt(_Model):
         if isinstance(data, dict) and len(data) == 1:
             ((form, value),) = data.items()
             if form not in PROMPT_FORMS:
-                raise ValueError(
+                raise at_key(
                     f"unknown prompt form {form!r}{did_you_mean(str(form), PROMPT_FORMS)}"
-                    f" (use a sound name or one of: {', '.join(PROMPT_FORMS)})"
+                    f" (use a sound name or one of: {', '.join(PROMPT_FORMS)})",
+                    form,
+                    on_key=True,
                 )
             if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise ValueError(f"prompt {form!r} needs a text value, got {value!r}")
+                raise at_key(f"prompt {form!r} needs a text value, got {value!r}", form)
             _check_name(form, str(value))
             return {"kind": form, "value": str(value)}
         raise ValueError(
@@ -482,8 +493,10 @@ class GatherSpec(_Model):
     @model_validator(mode="after")
     def _digits_in_order(self) -> GatherSpec:
         if self.min_digits > self.max_digits:
-            raise ValueError(
-                f"min_digits ({self.min_digits}) is more than max_digits ({self.max_digits})"
+            raise at_key(
+                f"min_digits ({self.min_digits}) is more than max_digits ({self.max_digits})",
+                "max_digits",
+                "min_digits",
             )
         return self
 
@@ -684,7 +697,9 @@ class SplitStep(StepBase):
     def _sums_to_100(cls, value: dict[str, int]) -> dict[str, int]:
         total = sum(value.values())
         if total != 100:
-            raise ValueError(f"split weights must sum to 100, they sum to {total}")
+            raise at_key(
+                f"split weights must sum to 100, they sum to {total}", *reversed(list(value))
+            )
         return value
 
     def _action_exits(self) -> list[ExitRef]:

@@ -10,13 +10,17 @@ A deleted file takes its flow out of new calls.
 
 :meth:`FlowRegistry.watch` follows the folder with ``watchfiles.awatch``; editors that save by
 writing a temporary file and renaming it produce a delete/add pair, handled by looking at
-whether the file exists once the batch of changes settles.
+whether the file exists once the batch of changes settles. Files are loaded and checked in a
+worker thread. Whatever a file holds, it is live or refused with findings (the loader and the
+checker turn every problem into a finding); an unexpected error is logged and the watch goes
+on, so the next good edit of any file is still taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +36,9 @@ from callcontrol.logging import get_logger
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 
+WATCH_RETRY = 1.0
+"""Seconds before watching starts again after the watcher itself failed."""
+
 
 def load_folder(folder: Path) -> tuple[dict[str, LoadedFlow], dict[str, list[str]]]:
     """Load every flow file of ``folder`` without the static checks (for tools): the loaded
@@ -46,6 +53,15 @@ def load_folder(folder: Path) -> tuple[dict[str, LoadedFlow], dict[str, list[str
         else:
             flows[loaded.flow.flow] = loaded
     return flows, refused
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What loading and checking one file gave: the flow (None when refused) and findings."""
+
+    loaded: LoadedFlow | None
+    errors: list[str]
+    warnings: list[str]
 
 
 @dataclass(frozen=True)
@@ -89,26 +105,36 @@ class FlowRegistry:
 
     def reload(self, path: Path) -> bool:
         """Load and check one file; swap its flow in when it has no error. True if live."""
+        return self._apply(path, self._judge(path))
+
+    def _judge(self, path: Path) -> _Verdict:
+        """Load and check ``path`` (touches no state of the registry: runs in a thread)."""
+        try:
+            errors: list[str] = []
+            warnings: list[str] = []
+            for finding in check_paths([path], self.context):
+                (errors if finding.severity == "error" else warnings).append(str(finding))
+            if errors:
+                return _Verdict(None, errors, warnings)
+            return _Verdict(load_flow(path), [], warnings)
+        except FlowError as exc:  # changed again between the check and the load
+            return _Verdict(None, list(exc.findings), [])
+        except Exception as exc:  # a bug of ours: refuse the file, keep the daemon watching
+            self._log.exception("flow_check_failed", path=str(path))
+            return _Verdict(None, [f"{path}:1:1: error: cannot check flow: {exc!r}"], [])
+
+    def _apply(self, path: Path, verdict: _Verdict) -> bool:
         name = path.stem
-        errors: list[str] = []
-        warnings: list[str] = []
-        for finding in check_paths([path], self.context):
-            (errors if finding.severity == "error" else warnings).append(str(finding))
-        loaded: LoadedFlow | None = None
-        if not errors:
-            try:
-                loaded = load_flow(path)
-            except FlowError as exc:  # changed again between the check and now
-                errors = list(exc.findings)
+        loaded = verdict.loaded
         if loaded is None:
             old = self._live.get(name)
             self._refused[str(path)] = Refusal(
-                str(path), errors, datetime.now(UTC), old.version if old else None
+                str(path), verdict.errors, datetime.now(UTC), old.version if old else None
             )
             self._log.warning(
                 "flow_refused",
                 path=str(path),
-                findings=errors,
+                findings=verdict.errors,
                 live_version=old.version if old else None,
             )
             return False
@@ -123,7 +149,7 @@ class FlowRegistry:
             flow=name,
             version=loaded.version,
             previous=old.version if old else None,
-            warnings=warnings,
+            warnings=verdict.warnings,
         )
         return True
 
@@ -141,23 +167,56 @@ class FlowRegistry:
 
     def apply_changes(self, paths: Iterable[Path]) -> None:
         """Handle a batch of changed paths: reload those that exist, remove the others."""
-        for path in sorted(set(paths)):
-            if path.suffix not in FLOW_SUFFIXES or path.parent != self.folder:
-                continue
+        for path in self._flow_paths(paths):
             if path.is_file():
                 self.reload(path)
             else:
                 self.remove(path)
+        self._signal_change()
+
+    async def apply_changes_off_loop(self, paths: Iterable[Path]) -> None:
+        """:meth:`apply_changes`, loading and checking in a worker thread so that a large
+        file never holds up the event loop (and the calls it runs)."""
+        for path in self._flow_paths(paths):
+            if path.is_file():
+                self._apply(path, await asyncio.to_thread(self._judge, path))
+            else:
+                self.remove(path)
+        self._signal_change()
+
+    def _flow_paths(self, paths: Iterable[Path]) -> list[Path]:
+        return [
+            path
+            for path in sorted(set(paths))
+            if path.suffix in FLOW_SUFFIXES and path.parent == self.folder
+        ]
+
+    def _signal_change(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
     async def watch(self, stop: asyncio.Event | None = None) -> None:
-        """Follow the folder until ``stop`` is set (or the task is cancelled)."""
-        folder = self.folder.resolve()
-        async for changes in awatch(
-            folder, stop_event=stop, recursive=False, debounce=200, step=50
-        ):
-            self.apply_changes(self.folder / Path(changed).name for _, changed in changes)
+        """Follow the folder until ``stop`` is set (or the task is cancelled).
+
+        Nothing ends the watch but those two: an error handling a batch is logged and the
+        next batch is handled; an error of the watcher itself (the folder removed, say) is
+        logged and watching starts again after :data:`WATCH_RETRY` seconds."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                async for changes in awatch(
+                    self.folder.resolve(), stop_event=stop, recursive=False, debounce=200, step=50
+                ):
+                    try:
+                        await self.apply_changes_off_loop(
+                            self.folder / Path(changed).name for _, changed in changes
+                        )
+                    except Exception:
+                        self._log.exception("flow_reload_failed")
+            except Exception:
+                self._log.exception("flow_watch_failed", folder=str(self.folder))
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_RETRY)
 
     def status(self) -> dict[str, Any]:
         """For ``/health`` and ``GET /api/flows``: live flows with versions, refused files."""

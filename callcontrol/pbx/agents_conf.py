@@ -10,7 +10,6 @@ re-rendering the instance's config leaves it alone.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from callcontrol.errors import ConfigError
 from callcontrol.pbx.render import AGENTS_INCLUDE
 from callcontrol.pbx.settings import SipAccount
+from callcontrol.private_files import write_private
 
 SIP_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 """What an endpoint name may hold (the same rule as :meth:`PbxSettings.check`)."""
@@ -78,11 +78,7 @@ class AgentsInclude:
         except OSError:
             pass
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        tmp.replace(self.path)
+        write_private(self.path, text)
         return True
 
     async def apply(self, accounts: Sequence[SipAccount], *, force: bool = False) -> None:

@@ -29,6 +29,11 @@ from callcontrol.pbx.provision import Launcher
 from callcontrol.pbx.render import MOH_TONE, render_config, write_config, write_moh_tone
 from callcontrol.pbx.settings import PbxDirs, PbxSettings
 
+# What Asterisk creates (the fallback ledger, recordings, its logs) is readable by its owner and
+# group only: 0640. Group read, not 0600: a daemon running as another user in Asterisk's group
+# must read the ledger and the recordings; nobody else may (callers' numbers, voices).
+ASTERISK_UMASK = 0o027
+ASTERISK_FILE_MODE = 0o640
 STOCK_MOH = (PurePosixPath("/usr/share/asterisk/moh"), PurePosixPath("/var/lib/asterisk/moh"))
 
 
@@ -239,13 +244,15 @@ class AsteriskInstance:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         self.paths.to_host(self.dirs.control_socket).unlink(missing_ok=True)
-        with open(self.log_file, "ab") as log:
+        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, ASTERISK_FILE_MODE)
+        with os.fdopen(fd, "ab") as log:
             return subprocess.Popen(
                 self.launcher.command("-f", "-n", "-g", "-C", str(self.dirs.asterisk_conf)),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=ASTERISK_UMASK,
             )
 
     def _booting(self) -> bool:

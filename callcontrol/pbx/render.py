@@ -9,13 +9,16 @@ when the Asterisk package ships no music on hold, a generated tone for the ``def
 from __future__ import annotations
 
 import math
+import re
 import struct
 import wave
 from pathlib import Path
 
 import jinja2
 
-from callcontrol.pbx.settings import PbxDirs, PbxSettings
+from callcontrol.errors import ConfigError
+from callcontrol.pbx.settings import AMI_READ, AMI_WRITE, PbxDirs, PbxSettings
+from callcontrol.private_files import write_private
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "config" / "asterisk"
@@ -24,6 +27,9 @@ DIALPLAN_NAME = "callcontrol-dialplan.conf"
 MOH_TONE = "callcontrol-tone.wav"
 # Included by pjsip.conf: the headsets of agents managed through the HTTP API (agents_conf.py).
 AGENTS_INCLUDE = "pjsip_agents_api.conf"
+
+UNSAFE_LINE = re.compile(r"[;\r\n]")
+"""What would end a value in an Asterisk config line (';' starts a comment)."""
 
 # Modules that would open ports or talk to hardware we do not use (ENVIRONMENT.md).
 NOLOAD = (
@@ -75,6 +81,9 @@ def render_config(
 ) -> dict[str, str]:
     """Return ``{file name: text}`` for every template; paths inside are PBX-side paths."""
     settings.check()
+    for path in (str(dirs.base), moh_dir):
+        if UNSAFE_LINE.search(path):
+            raise ConfigError(f"{path!r}: a folder Asterisk reads may not hold ';' or newlines")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,
@@ -92,14 +101,10 @@ def render_config(
         "ari_password": settings.ari_password,
         "ami_user": settings.ami_user,
         "ami_password": settings.ami_password,
-        "ami_permit": ["127.0.0.1/255.255.255.255"]
-        if settings.bind.startswith("127.")
-        else [
-            "127.0.0.1/255.255.255.255",
-            "10.0.0.0/255.0.0.0",
-            "172.16.0.0/255.240.0.0",
-            "192.168.0.0/255.255.0.0",
-        ],
+        "ami_permit": settings.ami_networks(),
+        "ami_read": AMI_READ,
+        "ami_write": AMI_WRITE,
+        "http_tls": settings.http_tls,
         "app": settings.app,
         "agents": settings.agents,
         "callers": settings.callers,
@@ -119,14 +124,11 @@ def render_config(
 
 
 def write_config(files: dict[str, str], etc_dir: Path, dialplan: Path = DIALPLAN) -> None:
-    """Write rendered files and the project dialplan into ``etc_dir`` (secrets: mode 0600)."""
+    """Write rendered files and the project dialplan into ``etc_dir``, each created with mode
+    0600 (they hold secrets) and never readable by others, not even while being written."""
     etc_dir.mkdir(parents=True, exist_ok=True)
     for name, text in {**files, DIALPLAN_NAME: dialplan.read_text()}.items():
-        path = etc_dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(etc_dir / name, text)
 
 
 def write_moh_tone(path: Path, seconds: float = 8.0, rate: int = 8000) -> None:

@@ -15,7 +15,7 @@ from callcontrol.errors import ConfigError
 from callcontrol.pbx.instance import AsteriskInstance
 from callcontrol.pbx.ports import PbxPorts
 from callcontrol.pbx.provision import Launcher, provision
-from callcontrol.pbx.settings import PbxSettings, SipAccount
+from callcontrol.pbx.settings import HttpTls, PbxSettings, SipAccount
 
 
 def settings_from_config(config: Config) -> PbxSettings:
@@ -47,6 +47,9 @@ def settings_from_config(config: Config) -> PbxSettings:
         ami_password=resolve_secret(config, ast.ami.password).get_secret_value(),
         app=ast.ari.app,
         bind=ast.bind,
+        ami_permit=tuple(str(net) for net in ast.ami.permit),
+        http_tls=HttpTls(ast.http_tls.cert_file, ast.http_tls.key_file, ast.http_tls.port)
+        if ast.http_tls else None,
         agents=agents,
         callers=callers,
         overflow_dial=ast.overflow_dial,

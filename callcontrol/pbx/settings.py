@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -12,6 +13,22 @@ from callcontrol.pbx.ports import PbxPorts
 # Characters that would end a value or start a comment in an Asterisk config file.
 _UNSAFE = re.compile(r"[;\r\n\[\]]")
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
+# AMI classes of the daemon's AMI user. write: the actions the daemon sends (Reload and
+# PJSIPShowContacts: system; Getvar: reporting); never ``all`` (Originate, Command, UpdateConfig).
+# read: the events the daemon (system: ContactStatus) and the project's own observers read
+# (bench: call, dtmf, agent; faults: dialplan).
+AMI_READ = "system,call,dtmf,agent,dialplan"
+AMI_WRITE = "system,reporting"
+
+
+@dataclass(frozen=True)
+class HttpTls:
+    """TLS for Asterisk's HTTP server on the network (PEM files, PBX-side paths)."""
+
+    cert_file: str
+    key_file: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,11 @@ class PbxSettings:
     ami_password: str = field(repr=False, default="")
     app: str = "callcontrol"
     bind: str = "127.0.0.1"
+    # Networks (``ADDR/BITS``) AMI takes logins from; empty: 127.0.0.1 and the bind address.
+    ami_permit: tuple[str, ...] = ()
+    # ARI over TLS on ``bind`` (plain HTTP then answers on 127.0.0.1 only); None: plain HTTP on
+    # ``bind`` (the config refuses that for a non-loopback bind unless acknowledged).
+    http_tls: HttpTls | None = None
     agents: tuple[SipAccount, ...] = ()
     callers: tuple[SipAccount, ...] = ()
     overflow_dial: str | None = None
@@ -46,8 +68,28 @@ class PbxSettings:
     # timestamps on AMI events.
     bench: bool = False
 
+    def ami_networks(self) -> list[str]:
+        """The ``permit`` lines of the AMI user (``ADDR/MASK``, as manager.conf reads them)."""
+        nets = list(self.ami_permit) or ["127.0.0.1/32"] + (
+            [] if self.bind in ("0.0.0.0", "127.0.0.1") else [f"{self.bind}/32"])
+        parsed = [ipaddress.IPv4Network(n) for n in nets]
+        return [f"{n.network_address}/{n.netmask}" for n in parsed]
+
     def check(self) -> None:
-        """Raise :class:`ConfigError` for a value that cannot go safely into Asterisk config."""
+        """Raise :class:`ConfigError` for a value that cannot go safely into Asterisk config
+        (the config loader checks the same at load, with positions; this is the last guard)."""
+        try:
+            ipaddress.IPv4Address(self.bind)
+            self.ami_networks()
+        except ValueError as exc:
+            raise ConfigError(f"not an address or network: {exc}") from None
+        ports = [self.ports.sip, self.ports.http, self.ports.ami, self.ports.rtp_start,
+                 self.ports.rtp_end, *([self.http_tls.port] if self.http_tls else [])]
+        if not all(isinstance(p, int) and 1 <= p <= 65535 for p in ports):
+            raise ConfigError(f"ports must be whole numbers from 1 to 65535: {ports}")
+        if self.http_tls and not all(_PATH.match(p) for p in (self.http_tls.cert_file,
+                                                                self.http_tls.key_file)):
+            raise ConfigError("TLS files must be absolute paths of letters, digits and '_./-'")
         names = [self.name, self.ari_user, self.ami_user, self.app]
         names += [a.username for a in self.agents + self.callers]
         names += [a.context for a in self.agents + self.callers if a.context is not None]

@@ -110,9 +110,13 @@ def write_testbed_config(
     spool_recording_dir: Path,
     agent_ids: tuple[str, ...] = ("a1", "a2"),
     bind: str = "127.0.0.1",
+    flows_dir: Path = PROJECT / "ivr_flows",
 ) -> Path:
     """Write ``work_dir/callcontrol.yaml`` for an instance on free ports; secrets go to
-    ``work_dir/secrets`` (one file each, mode 0600). Returns the file's path."""
+    ``work_dir/secrets`` (one file each, mode 0600). Returns the file's path.
+
+    Asterisk plays prompt files from ``flows_dir/prompts`` (bind-mounted when it runs in a
+    root), so a daemon on flows of its own must name them here."""
     work_dir = work_dir.absolute()
     folder = work_dir / "secrets"
     folder.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,7 @@ def write_testbed_config(
             "journal_dir": str(work_dir / "journal"),
         },
         "http": {"port": free_port(bind), "tokens_file": str(work_dir / "tokens.json")},
-        "flows": {"dir": str(PROJECT / "ivr_flows"), "watch": False},
+        "flows": {"dir": str(flows_dir.absolute()), "watch": False},
         "agents": [
             {
                 "id": agent_id,
@@ -162,11 +166,15 @@ async def start_testbed(
     name: str,
     agent_ids: tuple[str, ...] = ("a1", "a2"),
     launcher: Launcher | None = None,
+    flows_dir: Path = PROJECT / "ivr_flows",
 ) -> PbxTestbed:
-    """Start an isolated instance called ``name`` (unique per machine) and return its testbed."""
+    """Start an isolated instance called ``name`` (unique per machine) and return its testbed
+    (prompt files from ``flows_dir/prompts``, see :func:`write_testbed_config`)."""
     launcher = launcher or await provision()
     spool = instance_dir(launcher, work_dir, name) / "spool" / "recording"
-    config_file = await asyncio.to_thread(write_testbed_config, work_dir, name, spool, agent_ids)
+    config_file = await asyncio.to_thread(
+        write_testbed_config, work_dir, name, spool, agent_ids, flows_dir=flows_dir
+    )
     config = await asyncio.to_thread(load_config, config_file, {})
     instance = await instance_for_config(config, work_dir, launcher)
     await instance.start()

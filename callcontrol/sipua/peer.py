@@ -19,11 +19,15 @@ Protocol (one JSON object per line):
   ``calling`` / ``early`` / ``connecting`` / ``confirmed`` (call_id, code, reason, sip_call_id:
   the SIP Call-ID header of the dialog; also on ``disconnected``), ``media``
   (call_id, index: audio flows, player and recorder attached),
-  ``disconnected`` (call_id, code, reason, connect_seconds, recording), ``dtmf`` (call_id,
-  digit), ``error`` (message) for a failure inside a pjsua2 callback.
+  ``ended`` (call_id, code, reason, sip_call_id, connect_seconds: the dialog ended, sent at
+  once, in order with the other calls' events), ``disconnected`` (the same fields and
+  ``recording``), ``dtmf`` (call_id, digit), ``error`` (message) for a failure inside a pjsua2
+  callback.
 
 Recordings cover the whole call from the first active media to the hangup; the WAV file is
-closed (its header written) before ``disconnected`` is sent. The process exits when stdin
+closed (its header written) before ``disconnected`` is sent. That can take a few polls, so a
+call arriving meanwhile reports ``incoming`` before the earlier call's ``disconnected``: to
+know which calls were up at once, pair ``incoming`` with ``ended``. The process exits when stdin
 closes, so a dead parent never leaves it behind. pjsua2's own log goes to stderr.
 """
 
@@ -121,6 +125,7 @@ class _Call(pj.Call):  # type: ignore[misc]
             fields["connect_seconds"] = round(
                 info.connectDuration.sec + info.connectDuration.msec / 1000, 3
             )
+            self.peer.emit("ended", **fields)
             fields["recording"] = self._close_media()
             self.peer.forget(self, fields)
             return

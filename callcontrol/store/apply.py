@@ -8,7 +8,10 @@ retry a batch whose commit result is unknown and replay the journal after a cras
 - ``CallOpened`` inserts the call row if it is absent;
 - ``CallUpdated`` sets the given fields (``tags`` are merged as a set, first-seen order);
 - ``CallClosed`` sets ``ended_at``, the outcome, hangup cause and reason only if the call is
-  not closed yet.
+  not closed yet;
+- ``RecordingStarted`` inserts the recording row if it is absent; ``RecordingFinished`` sets
+  the figures only on a row still ``recording``; ``RecordingMarked`` sets ``missing`` or
+  ``purged`` on a row not purged yet.
 
 Records are applied in order, so replaying an earlier update always ends with the later one.
 """
@@ -33,12 +36,16 @@ from callcontrol.store.records import (
     CallOpened,
     CallUpdated,
     Record,
+    RecordingFinished,
+    RecordingMarked,
+    RecordingStarted,
 )
 from callcontrol.store.tables import (
     UPDATABLE_CALL_FIELDS,
     AgentEventRow,
     CallEventRow,
     CallRow,
+    RecordingRow,
 )
 
 log = get_logger(__name__)
@@ -60,6 +67,9 @@ async def apply_batch(conn: AsyncConnection, records: Sequence[Record]) -> None:
     SQLAlchemy core statements, a few per batch: every statement is a round trip to the
     database (a thread hop on SQLite), which is what a batch costs.
     """
+    for record in records:  # recording records are few: one statement each, in order
+        if isinstance(record, RecordingStarted | RecordingFinished | RecordingMarked):
+            await _apply_recording(conn, record)
     call_events = [
         _timeline_row(r, "call_id", r.call_id) for r in records if isinstance(r, CallEvent)
     ]
@@ -164,3 +174,32 @@ def _close(row: dict[str, Any], change: CallClosed) -> None:
     row["outcome"] = change.outcome
     row["hangup_cause"] = change.hangup_cause
     row["close_reason"] = change.reason
+
+
+_RECORDINGS = _TABLES[RecordingRow.__tablename__]
+
+
+async def _apply_recording(
+    conn: AsyncConnection, record: RecordingStarted | RecordingFinished | RecordingMarked
+) -> None:
+    rec = _RECORDINGS.c
+    if isinstance(record, RecordingStarted):
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        row = {"id": record.recording_id, "call_id": record.call_id, "n": record.n,
+               "path": record.path, "format": record.format, "channels": record.channels,
+               "started_at": record.at, "policy": record.policy, "status": "recording"}
+        await conn.execute(insert(_RECORDINGS).on_conflict_do_nothing(), row)
+        return
+    if isinstance(record, RecordingFinished):
+        where = rec.status == "recording"
+        values: dict[str, Any] = {
+            "status": record.status, "ended_at": record.at, "duration_s": record.duration_s,
+            "size_bytes": record.size_bytes, "sha256": record.sha256}
+    else:
+        where = rec.status != "purged"
+        values = {"status": record.status}
+        if record.status == "purged":
+            values["purged_at"] = record.at
+    await conn.execute(
+        sa.update(_RECORDINGS).where(rec.id == record.recording_id, where).values(values)
+    )

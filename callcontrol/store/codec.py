@@ -20,10 +20,15 @@ from callcontrol.store.records import (
     CallOpened,
     CallUpdated,
     Record,
+    RecordingFinished,
+    RecordingMarked,
+    RecordingStarted,
 )
 
 RECORD_TYPES: dict[str, type[Record]] = {
-    cls.__name__: cls for cls in (CallOpened, CallUpdated, CallClosed, CallEvent, AgentEvent)
+    cls.__name__: cls
+    for cls in (CallOpened, CallUpdated, CallClosed, CallEvent, AgentEvent, RecordingStarted,
+                RecordingFinished, RecordingMarked)
 }
 
 # Call-row columns that hold datetimes when they travel inside ``CallUpdated.fields``.

@@ -6,14 +6,14 @@ Every query takes an :class:`AsyncEngine` or an open :class:`AsyncSession`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from callcontrol.store.db import session_factory
 from callcontrol.store.tables import CallEventRow, CallRow
@@ -84,6 +84,11 @@ def _iso(value: datetime | None) -> str | None:
 
 def call_to_json(row: CallRow) -> dict[str, Any]:
     """One call row as a JSON-ready dict, times in ISO-8601 UTC (``...Z``)."""
+    return row_to_json(row)
+
+
+def row_to_json(row: SQLModel) -> dict[str, Any]:
+    """A row as a JSON-ready dict, times in ISO-8601 UTC (``...Z``)."""
     out: dict[str, Any] = row.model_dump()
     for name, value in out.items():
         if isinstance(value, datetime):
@@ -130,11 +135,16 @@ def _cells(row: CallRow) -> tuple[str, ...]:
     )
 
 
-def format_calls_table(rows: Sequence[CallRow]) -> str:
-    """``callcontrol calls list``: an aligned text table, one call per line, with a header."""
-    table = [_COLUMNS, *(_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(_COLUMNS))]
+def format_table(columns: Sequence[str], lines: Iterable[Sequence[str]]) -> str:
+    """An aligned text table with a header, one line per item (the CLI's list format)."""
+    table = [tuple(columns), *(tuple(line) for line in lines)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in table
     )
+
+
+def format_calls_table(rows: Sequence[CallRow]) -> str:
+    """``callcontrol calls list``: an aligned text table, one call per line, with a header."""
+    return format_table(_COLUMNS, (_cells(row) for row in rows))

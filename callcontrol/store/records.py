@@ -102,3 +102,43 @@ class InteractionLog(Protocol):
 
     def append(self, record: Record) -> None:
         """Journal the record and queue it for the database."""
+
+
+RecordingStatus = Literal["recording", "complete", "partial", "missing", "purged"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingStarted(Record):
+    """A recording is about to start: creates its row (status ``recording``, ``started_at`` =
+    ``at``). Appended *before* Asterisk is asked to write the file, so no file is ever
+    without a row. ``path`` is relative to the recordings root; ``policy`` names the recording
+    policy that caused it."""
+
+    recording_id: str
+    call_id: str
+    n: int
+    path: str
+    policy: str
+    format: str = "wav"
+    channels: int = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingFinished(Record):
+    """A recording ended (``ended_at`` = ``at``) with its file's figures: ``complete``, or
+    ``partial`` when it was cut (a crash). Applies only to a row still ``recording``."""
+
+    recording_id: str
+    status: Literal["complete", "partial"]
+    duration_s: float | None
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingMarked(Record):
+    """A recording's file is ``missing`` (found absent) or ``purged`` (deleted by retention,
+    ``purged_at`` = ``at``). ``purged`` is final: nothing changes the row after it."""
+
+    recording_id: str
+    status: Literal["missing", "purged"]

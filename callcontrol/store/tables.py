@@ -1,7 +1,8 @@
 """The interaction store's tables (SQLModel).
 
 ``calls`` holds one row per call, ``call_events`` each call's append-only timeline and
-``agent_events`` each agent's; ``agents`` holds the agents managed through the HTTP API.
+``agent_events`` each agent's; ``agents`` holds the agents managed through the HTTP API;
+``recordings`` one row per recording file.
 Timeline rows carry the ``record_id`` of the journal record they came from (unique), which is
 what makes replaying the journal idempotent. Every datetime is timezone-aware UTC, on SQLite
 too (:class:`UTCDateTime`).
@@ -115,6 +116,30 @@ class AgentRow(SQLModel, table=True):
     wrap_up: float | None = Field(default=None)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+class RecordingRow(SQLModel, table=True):
+    """One recording of a call: its file (``path`` relative to the recordings root), the policy
+    that caused it, and its state (``recording``, ``complete``, ``partial``, ``missing``,
+    ``purged``). Written through the journal: :mod:`callcontrol.store.recording_queries`."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (sa.UniqueConstraint("call_id", "n"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    call_id: str = Field(index=True, max_length=64)
+    n: int
+    path: str = Field(unique=True, max_length=1024)
+    format: str = Field(default="wav", max_length=16)
+    channels: int = Field(default=2)
+    started_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    duration_s: float | None = Field(default=None)
+    size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    sha256: str | None = Field(default=None, max_length=64)
+    policy: str = Field(max_length=128)
+    status: str = Field(default="recording", index=True, max_length=16)
+    purged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
 
 # Call-row columns a ``CallUpdated`` record may set.
 UPDATABLE_CALL_FIELDS = frozenset(

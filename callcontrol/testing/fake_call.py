@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from callcontrol.callctx import CallerHungUp, CallerInfo, DialRequest, QueueRequest, QueueResult
+from callcontrol.events_router import receive
 from callcontrol.telephony import (
     ChannelEntered,
     ChannelHungUp,
@@ -79,9 +80,8 @@ class FakeCall:
             raise CallerHungUp(self._hung_up.cause)
         if self._pushed:
             return self._pushed.popleft()
-        try:
-            event = await asyncio.wait_for(self._inbox.get(), timeout)
-        except TimeoutError:
+        event = await receive(self._inbox, timeout)
+        if event is None:
             return None
         if isinstance(event, ChannelHungUp) and event.channel_id == self.channel_id:
             self._hung_up = event

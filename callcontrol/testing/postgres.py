@@ -2,8 +2,11 @@
 
 The store and fault tests use it so that CI needs nothing running and a test may stop the
 server (to make the database unavailable) without touching anyone else's: the shared server on
-127.0.0.1:5432 is never used here. initdb refuses to run as root, so as root every server
-command runs as the ``postgres`` user (``runuser``)::
+127.0.0.1:5432 is never used here. The binaries are those of Debian's ``postgresql`` package
+(``make install`` installs it), found under ``/usr/lib/postgresql/<major>/bin`` whatever the
+major version; without them :class:`PrivatePostgres` raises, so a test that needs PostgreSQL
+fails rather than skips. initdb refuses to run as root, so as root every server command runs as
+the ``postgres`` user (``runuser``)::
 
     with PrivatePostgres() as pg:
         url = pg.url("postgres")   # postgresql+asyncpg://postgres@127.0.0.1:PORT/postgres
@@ -31,8 +34,31 @@ from sqlalchemy.engine import make_url
 
 from callcontrol.store.db import create_engine
 
-BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+DEBIAN_ROOT = Path("/usr/lib/postgresql")
+"""Where Debian's packages put each major version's server binaries (``<major>/bin``)."""
 SUPERUSER = "postgres"
+
+
+def find_bin_dir(root: Path = DEBIAN_ROOT) -> Path:
+    """The ``bin`` folder of the newest PostgreSQL major version installed under ``root``.
+
+    Raises FileNotFoundError, naming the package to install, when there is none.
+    """
+    found = [initdb.parent for initdb in root.glob("*/bin/initdb")]
+    if not found:
+        raise FileNotFoundError(
+            f"no PostgreSQL server binaries in {root}/<major>/bin: install Debian's "
+            "postgresql package (make install does)"
+        )
+    return max(found, key=lambda bin_dir: _major_version(bin_dir.parent.name))
+
+
+def _major_version(name: str) -> tuple[int, ...]:
+    """``"15"`` -> (15,), ``"9.6"`` -> (9, 6); names that are not versions sort first."""
+    try:
+        return tuple(int(part) for part in name.split("."))
+    except ValueError:
+        return ()
 
 
 def free_port() -> int:
@@ -44,13 +70,15 @@ def free_port() -> int:
 
 
 class PrivatePostgres:
-    """One PostgreSQL server in a temporary folder, on a free port of 127.0.0.1.
+    """One PostgreSQL server in a temporary folder, on a free port of 127.0.0.1 (binaries from
+    ``bin_dir``, by default :func:`find_bin_dir`).
 
     :meth:`start` creates the cluster the first time; :meth:`stop` and :meth:`start` may be
     repeated (same port, same data); :meth:`cleanup` stops it and deletes the folder.
     """
 
-    def __init__(self, bin_dir: Path = BIN_DIR, port: int | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, port: int | None = None) -> None:
+        bin_dir = bin_dir or find_bin_dir()
         if not (bin_dir / "initdb").exists():
             raise FileNotFoundError(f"no PostgreSQL binaries in {bin_dir}")
         self.bin_dir = bin_dir

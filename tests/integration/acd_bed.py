@@ -1,5 +1,6 @@
 """The ACD test bed: one Asterisk, one daemon (child process) with the agents and queues of the
-ACD scenarios, pjsua2 headsets and callers, and read access to the daemon's database and API.
+ACD scenarios, pjsua2 headsets and callers, and read access to the daemon's database (SQLite or
+PostgreSQL, whichever store the module runs on) and API.
 
 Every scenario has its own queue and agents (see :data:`AGENTS` and :data:`QUEUES`), so the
 daemon runs once for the whole module and scenarios never see each other's calls. The flow
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,10 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import sqlalchemy as sa
+from sqlmodel import col
 
 from callcontrol import audio
 from callcontrol.pbx.testbed import PbxTestbed, start_testbed
 from callcontrol.sipua.client import PeerEvent, SipPeer
+from callcontrol.store.db import create_engine, session_factory
+from callcontrol.store.queries import call_timeline
+from callcontrol.store.tables import AgentEventRow, CallEventRow, CallRow
 from callcontrol.testing.daemon import DaemonApi, DaemonProcess, write_config
 from callcontrol.testing.waiting import eventually
 
@@ -76,6 +81,7 @@ MORE_AGENTS: dict[str, dict[str, Any]] = {
     "z3": {"queues": ["rnd"]},
     "a1": {"queues": ["an"]},  # position / estimated wait announcements
     "v1": {"queues": ["sv"]},  # statistics through GET /api/queues/{name}/stats
+    "o1": {"queues": ["ob"]},  # the toll-fraud guard: transfers to outside numbers
 }
 
 MORE_QUEUES: dict[str, dict[str, Any]] = {
@@ -91,12 +97,20 @@ MORE_QUEUES: dict[str, dict[str, Any]] = {
     "an": {"announce_position": 15, "ring_timeout": 5, "wrap_up": 0},
     "sv": {"max_wait": 4, "max_length": 2, "short_abandon": 1.5, "service_level": 2,
            "ring_timeout": 5, "wrap_up": 1},
+    "ob": {"ring_timeout": 5, "wrap_up": 0.5},
 }
 
 MORE_EXTENSIONS = {
     "xa": "230", "xc": "231", "ho": "232", "rr": "233", "fc": "234", "rnd": "235", "an": "236",
-    "sv": "237",
+    "sv": "237", "ob": "238",
 }
+
+OUTBOUND_ALLOW = {"agent": ["+3906*"], "flows": ["+1555*"]}
+"""The bed's toll-fraud guard (``security.outbound_allow``): agents may transfer callers to
+Rome numbers only (supervisors and admins too: nothing of their own); the flow's ``dial`` step
+may call +1555... (it has no trunk: the dial is refused for that)."""
+AGENT_TOKENS = ("o1",)
+"""Agents whose own API token the bed creates (:attr:`AcdBed.agent_tokens`)."""
 
 RANDOM_SEED = 4
 """The seed of the daemon's ``random`` strategy (``acd.random_seed``)."""
@@ -139,12 +153,14 @@ class Row:
 class AcdBed:
     """The running bed (see the module docstring)."""
 
-    def __init__(self, pbx: PbxTestbed, daemon: DaemonProcess, token: str, db: Path,
-                 work: Path) -> None:
+    def __init__(self, pbx: PbxTestbed, daemon: DaemonProcess, token: str, db_url: str,
+                 work: Path, agent_tokens: dict[str, str] | None = None) -> None:
         self.pbx = pbx
         self.daemon = daemon
         self.token = token
-        self.db = db
+        self.agent_tokens = agent_tokens or {}
+        """Agent id -> that agent's own API token (:data:`AGENT_TOKENS`)."""
+        self.db = create_engine(db_url)
         self.work = work
         self.caller_wav = audio.make_tone_wav(work / "caller-tone.wav", CALLER_HZ, 2.0)
         self.agent_wav = audio.make_tone_wav(work / "agent-tone.wav", AGENT_HZ, 2.0)
@@ -154,10 +170,15 @@ class AcdBed:
         self._peers = 0
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session and the database connections."""
         await self._session.close()
+        await self.db.dispose()
 
     # -- HTTP API -----------------------------------------------------------------------------
+
+    def api_as(self, token: str) -> DaemonApi:
+        """The API with another token (e.g. an agent's own)."""
+        return DaemonApi(self._session, self.daemon.url, token, timeout=5)
 
     async def agent(self, agent_id: str) -> dict[str, Any]:
         """One agent as ``GET /api/agents`` shows it."""
@@ -208,43 +229,65 @@ class AcdBed:
 
     # -- database -----------------------------------------------------------------------------
 
-    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
-
-    async def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Rows of a read-only SQL query on the daemon's database."""
-        return await asyncio.to_thread(self._query, sql, args)
+    async def _rows(self, query: Any) -> list[Any]:
+        async with session_factory(self.db)() as session:
+            return list((await session.execute(query)).scalars())
 
     async def call_events(self, kind: str, queue: str | None = None) -> list[Row]:
         """``call_events`` rows of ``kind`` (of one queue), in the order they were written."""
-        rows = await self.query("SELECT call_id, at, kind, data FROM call_events WHERE kind = ? "
-                                "ORDER BY id", kind)
-        out = [Row(r[0], _parse_at(r[1]), r[2], json.loads(r[3])) for r in rows]
+        rows: list[CallEventRow] = await self._rows(
+            sa.select(CallEventRow).where(col(CallEventRow.kind) == kind)
+            .order_by(col(CallEventRow.id)))
+        out = [Row(r.call_id, r.at, r.kind, r.data) for r in rows]
         return [r for r in out if queue is None or r.data.get("queue") == queue]
 
     async def timeline(self, call_id: str) -> list[Row]:
         """Every event of one call, in order."""
-        rows = await self.query("SELECT call_id, at, kind, data FROM call_events "
-                                "WHERE call_id = ? ORDER BY id", call_id)
-        return [Row(r[0], _parse_at(r[1]), r[2], json.loads(r[3])) for r in rows]
+        return [Row(r.call_id, r.at, r.kind, r.data) for r in await call_timeline(self.db, call_id)]
 
     async def agent_states(self, agent_id: str) -> list[Row]:
         """The agent's state changes, in order."""
-        rows = await self.query("SELECT agent_id, at, kind, data FROM agent_events "
-                                "WHERE agent_id = ? AND kind = 'state' ORDER BY id", agent_id)
-        return [Row(r[0], _parse_at(r[1]), r[2], json.loads(r[3])) for r in rows]
+        rows: list[AgentEventRow] = await self._rows(
+            sa.select(AgentEventRow)
+            .where(col(AgentEventRow.agent_id) == agent_id, col(AgentEventRow.kind) == "state")
+            .order_by(col(AgentEventRow.id)))
+        return [Row(r.agent_id, r.at, r.kind, r.data) for r in rows]
+
+    async def call_rows(self, **where: Any) -> list[CallRow]:
+        """The ``calls`` rows whose columns have the values ``where`` gives, oldest first."""
+        rows: list[CallRow] = await self._rows(
+            sa.select(CallRow).filter_by(**where).order_by(col(CallRow.started_at)))
+        return rows
+
+    async def state_change(self, agent_id: str, to: str, call_id: str, *,
+                           timeout: float = 10.0) -> Row:
+        """Wait for the agent's change to state ``to`` concerning ``call_id``; return it (so
+        a test reads its own call's change, never one left by an earlier test)."""
+
+        async def check() -> Row | None:
+            return next((s for s in await self.agent_states(agent_id)
+                         if s.data["to"] == to and s.data.get("call_id") == call_id), None)
+
+        result: Row = await eventually(check, timeout, f"agent {agent_id} {to} for {call_id}")
+        return result
+
+    async def new_call(self, extension: str, known: list[dict[str, Any]]) -> str:
+        """Wait for a call to ``extension`` not among ``known`` (rows of :meth:`calls`);
+        return its call id."""
+        seen = {row["call_id"] for row in known}
+
+        async def check() -> str | None:
+            return next((row["call_id"] for row in await self.calls(extension)
+                         if row["call_id"] not in seen), None)
+
+        result: str = await eventually(check, 10, f"a new call to {extension}")
+        return result
 
     async def calls(self, extension: str) -> list[dict[str, Any]]:
         """Call rows for one dialed extension, oldest first."""
-        rows = await self.query(
-            "SELECT call_id, outcome, tags, queue, agent_id, ended_at FROM calls "
-            "WHERE extension = ? ORDER BY started_at", extension)
-        return [{"call_id": r[0], "outcome": r[1], "tags": json.loads(r[2] or "[]"),
-                 "queue": r[3], "agent_id": r[4], "ended": r[5] is not None} for r in rows]
+        return [{"call_id": r.call_id, "outcome": r.outcome, "tags": r.tags, "queue": r.queue,
+                 "agent_id": r.agent_id, "ended": r.ended_at is not None}
+                for r in await self.call_rows(extension=extension)]
 
     async def ended_calls(self, extension: str, count: int, timeout: float = 15.0
                           ) -> list[dict[str, Any]]:
@@ -322,25 +365,22 @@ class AcdBed:
         return call
 
 
-def _parse_at(value: Any) -> datetime:
-    return datetime.fromisoformat(str(value))
-
-
 def max_concurrent_calls(events: list[PeerEvent]) -> int:
-    """The most incoming calls a headset had at once (from its ``incoming`` and
-    ``disconnected`` events)."""
+    """The most incoming calls a headset had at once (from its ``incoming`` and ``ended``
+    events: ``disconnected`` waits for the recording on disk and can come after the next
+    call's ``incoming``)."""
     open_calls: set[str] = set()
     most = 0
     for event in events:
         if event.kind == "incoming":
             open_calls.add(event["call_id"])
             most = max(most, len(open_calls))
-        elif event.kind == "disconnected":
+        elif event.kind == "ended":
             open_calls.discard(event["call_id"])
     return most
 
 
-def _derived_config(bed: PbxTestbed, work: Path) -> Path:
+def _derived_config(bed: PbxTestbed, work: Path, db_url: str) -> Path:
     source = json.loads(bed.config_file.read_text())
     settings = {**AGENTS, **MORE_AGENTS}
     agents = [{**agent, **settings[agent["id"]]} for agent in source["agents"]]
@@ -349,31 +389,40 @@ def _derived_config(bed: PbxTestbed, work: Path) -> Path:
         "queues": {**QUEUES, **MORE_QUEUES},
         "acd": {"callback_retry_delay": 2, "callback_ring_timeout": 10,
                 "callback_endpoint": "PJSIP/{number}", "random_seed": RANDOM_SEED},
+        "security": {"outbound_allow": OUTBOUND_ALLOW},
         "flows": {"dir": str(FLOWS), "watch": False,
                   "routes": {**{ext: "acd" for ext in EXTENSIONS.values()},
                              **{ext: "acd_more" for ext in MORE_EXTENSIONS.values()}}},
-        "database": {"url": f"sqlite+aiosqlite:///{work / 'acd.db'}",
-                     "journal_dir": str(work / "acd-journal")},
+        "database": {"url": db_url, "journal_dir": str(work / "acd-journal")},
     }
     return write_config(bed.config_file, work / "acd.yaml", update)
 
 
+async def _create_token(config_file: Path, *args: str) -> str:
+    """``callcontrol tokens create ARGS`` (before the daemon starts: it reads tokens then)."""
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callcontrol", "--config", str(config_file), "tokens", "create",
+        *args, stdout=asyncio.subprocess.PIPE)
+    out, _ = await cli.communicate()
+    assert cli.returncode == 0, f"tokens create {args} failed"
+    return out.decode().strip()
+
+
 @contextlib.asynccontextmanager
-async def running_bed(work: Path, name: str) -> AsyncIterator[AcdBed]:
-    """Start Asterisk and the daemon for the ACD scenarios; stop both afterwards."""
+async def running_bed(work: Path, name: str, db_url: str) -> AsyncIterator[AcdBed]:
+    """Start Asterisk and the daemon (its store at ``db_url``) for the ACD scenarios; stop both
+    afterwards."""
     pbx = await start_testbed(work, name, agent_ids=(*AGENTS, *MORE_AGENTS))
     try:
-        config_file = _derived_config(pbx, work)
-        cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "callcontrol", "--config", str(config_file), "tokens",
-            "create", "--role", "admin", "--name", "acd-tests",
-            stdout=asyncio.subprocess.PIPE)
-        out, _ = await cli.communicate()
-        assert cli.returncode == 0, "tokens create failed"
-        token = out.decode().strip()
+        config_file = _derived_config(pbx, work, db_url)
+        token = await _create_token(config_file, "--role", "admin", "--name", "acd-tests")
+        agent_tokens = {
+            agent_id: await _create_token(config_file, "--role", "agent", "--name", agent_id,
+                                          "--agent", agent_id)
+            for agent_id in AGENT_TOKENS}
         daemon = DaemonProcess(config_file, pbx.config.http.port, work / "daemon.log")
         await daemon.start(60)
-        bed = AcdBed(pbx, daemon, token, work / "acd.db", work)
+        bed = AcdBed(pbx, daemon, token, db_url, work, agent_tokens)
         try:
             yield bed
         finally:

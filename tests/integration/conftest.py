@@ -25,7 +25,6 @@ that restarts or stops Asterisk must leave it running again (``await pbx.instanc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -34,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from callcontrol.config import load_config
 from callcontrol.pbx.ports import free_port
 from callcontrol.pbx.testbed import PbxTestbed, start_testbed
 from callcontrol.sipua.client import SipPeer
 from callcontrol.testing.daemon import DaemonProcess, merge_config, write_config
-from callcontrol.testing.postgres import BIN_DIR as PG_BIN_DIR
 from callcontrol.testing.postgres import PrivatePostgres, temp_database
 
 
@@ -59,20 +58,16 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxTestbed]:
         loop.close()
 
 
-# -- platform tests: the daemon as a child process, its store, SIP callers ------------------
-# Used by tests/integration/test_platform_*.py. The store follows CALLCONTROL_TEST_DB: "sqlite"
-# (default, a file per test) or "postgres" (a database per test on a private PostgreSQL server
-# started once per session). Each test gets its own daemons (``platform_daemons``), journal,
-# PID file and HTTP port; the daemons run tests/integration/flows_platform (100: a long
-# prompt, then a menu).
+# -- the store of daemons under test: SQLite or PostgreSQL -----------------------------------
+# The store follows CALLCONTROL_TEST_DB: "sqlite" (default, a file) or "postgres" (a database on
+# a private PostgreSQL server started once per session). Tests marked ``postgres`` run in both
+# stages of scripts/run-tests.sh; without PostgreSQL installed they fail, never skip.
 
-PLATFORM_FLOWS = Path(__file__).resolve().parent / "flows_platform"
-PLATFORM_ROUTES = {"100": "platform_long"}
 PLATFORM_DB_KINDS = ("sqlite", "postgres")
 
 
 def platform_db_kind() -> str:
-    """The store the platform tests run on: ``CALLCONTROL_TEST_DB`` (default ``sqlite``)."""
+    """The store the daemons under test run on: ``CALLCONTROL_TEST_DB`` (default ``sqlite``)."""
     kind = os.environ.get("CALLCONTROL_TEST_DB", "sqlite")
     if kind not in PLATFORM_DB_KINDS:
         raise pytest.UsageError(f"CALLCONTROL_TEST_DB={kind!r}: expected sqlite or postgres")
@@ -82,8 +77,6 @@ def platform_db_kind() -> str:
 @pytest.fixture(scope="session")
 def platform_pg() -> Iterator[PrivatePostgres]:
     """A private PostgreSQL server for the session (tests may stop and start it)."""
-    if not (PG_BIN_DIR / "initdb").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN_DIR}")
     with PrivatePostgres() as server:
         yield server
 
@@ -99,6 +92,17 @@ async def platform_pg_database(server: PrivatePostgres) -> AsyncIterator[str]:
                 await asyncio.to_thread(server.start)
 
 
+@asynccontextmanager
+async def fresh_store(request: pytest.FixtureRequest, folder: Path) -> AsyncIterator[str]:
+    """The URL of a fresh store of the kind :func:`platform_db_kind` names: ``folder/store.db``
+    or a new database on ``platform_pg``."""
+    if platform_db_kind() == "sqlite":
+        yield f"sqlite+aiosqlite:///{folder / 'store.db'}"
+        return
+    async with platform_pg_database(request.getfixturevalue("platform_pg")) as url:
+        yield url
+
+
 @pytest.fixture
 async def platform_pg_url(platform_pg: PrivatePostgres) -> AsyncIterator[str]:
     """A fresh database on ``platform_pg`` whatever the test store (for database faults)."""
@@ -109,11 +113,26 @@ async def platform_pg_url(platform_pg: PrivatePostgres) -> AsyncIterator[str]:
 @pytest.fixture
 async def platform_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """The store URL of this test's daemons (see :func:`platform_db_kind`)."""
-    if platform_db_kind() == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'platform.db'}"
-        return
-    async with platform_pg_database(request.getfixturevalue("platform_pg")) as url:
+    async with fresh_store(request, tmp_path) as url:
         yield url
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """The store URL of a daemon that serves a whole module (the ACD bed, the IVR scenarios)."""
+    async with fresh_store(request, tmp_path_factory.mktemp("store")) as url:
+        yield url
+
+
+# -- platform tests: the daemon as a child process, its store, SIP callers ------------------
+# Used by tests/integration/test_platform_*.py. Each test gets its own daemons
+# (``platform_daemons``), store (``platform_db_url``), journal, PID file and HTTP port; the
+# daemons run tests/integration/flows_platform (100: a long prompt, then a menu).
+
+PLATFORM_FLOWS = Path(__file__).resolve().parent / "flows_platform"
+PLATFORM_ROUTES = {"100": "platform_long"}
 
 
 @dataclass
@@ -159,10 +178,22 @@ class PlatformDaemons:
         return load_config(self.config_file(name)).database_url()
 
     async def close(self) -> None:
-        """SIGTERM every daemon still running (SIGKILL if it does not stop)."""
+        """SIGTERM every daemon still running; each must exit 0 within 20 s (one that hangs is
+        SIGKILLed). Raises AssertionError naming those that did not, so a daemon that cannot
+        shut down cleanly fails the test instead of passing unnoticed."""
+        failures = []
         for daemon in self.started:
-            with contextlib.suppress(TimeoutError):
-                await daemon.stop(timeout=20.0)
+            if daemon.proc is None or daemon.proc.returncode is not None:
+                continue  # never started, or the test killed or stopped it
+            try:
+                code = await daemon.stop(timeout=20.0)
+            except TimeoutError:
+                failures.append(f"{daemon.config_file.name}: still running 20 s after SIGTERM")
+                continue
+            if code != 0:
+                failures.append(f"{daemon.config_file.name}: exit {code} on SIGTERM\n"
+                                f"{daemon.log_tail(20)}")
+        assert not failures, "\n".join(failures)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ instant ``t`` (wall clock) of the call is ``duration - (hung_up_at - t)`` second
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
@@ -41,7 +42,8 @@ from acd_bed import (
 from callcontrol import audio
 from callcontrol.sipua.client import SipPeer
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres,
+              pytest.mark.asyncio(loop_scope="module")]
 
 MOH_NOTES = (523.25, 659.25, 783.99)
 """The notes of the test Asterisk's music on hold (callcontrol.pbx.render.write_moh_tone)."""
@@ -50,9 +52,10 @@ ANNOUNCE_EVERY = 15.0  # the "an" queue's announce_position
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AcdBed]:
+async def bed(tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+              ) -> AsyncIterator[AcdBed]:
     async with running_bed(tmp_path_factory.mktemp("acd-more"),
-                           f"acd-more-{os.getpid()}") as running:
+                           f"acd-more-{os.getpid()}", module_db_url) as running:
         yield running
 
 
@@ -221,6 +224,49 @@ async def test_blind_transfer_to_another_queue_and_to_another_agent(
     status, body = await bed.api("POST", "/api/agents/x1/transfer", {"to": "queue:nope"})
     assert status == 400, body
     assert await bed.bridges() == []
+
+
+# -- (1b) the toll-fraud guard ------------------------------------------------------------------
+
+
+async def test_agent_transfer_to_a_number_outside_its_allowlist_gets_403_and_the_call_goes_on(
+    bed: AcdBed,
+) -> None:
+    """An agent token (o1) may transfer its caller to +3906... only (acd_bed.OUTBOUND_ALLOW):
+    +881... (a satellite number, toll fraud's favourite) is refused with 403 and nothing moves;
+    an allowed number passes the guard and reaches the dial (which the bed's missing trunk
+    refuses)."""
+    await bed.set_state("o1", "logged_out")
+    as_agent = bed.api_as(bed.agent_tokens["o1"])
+    async with bed.headset("o1") as o1, bed.caller() as caller:
+        await bed.set_state("o1", "available")
+        call = await bed.call(caller, "ob")
+        leg = await answer_from(bed, o1, "o1")
+        status, body = await as_agent("POST", "/api/agents/o1/transfer",
+                                      {"to": "number:+881612345678"})
+        assert (status, body["error"]["id"]) == (403, "outbound_not_allowed"), body
+        assert body["error"]["details"]["role"] == "agent", body
+        # an admin token has no pattern of its own for +881 either
+        status, body = await bed.api("POST", "/api/agents/o1/transfer",
+                                     {"to": "number:+881612345678"})
+        assert (status, body["error"]["id"]) == (403, "outbound_not_allowed"), body
+        # nothing moved: the agent still talks with the caller, both legs up
+        assert (await bed.agent("o1"))["state"] == "on_call"
+        assert not caller.events("disconnected") and not o1.events("disconnected")
+
+        status, body = await as_agent("POST", "/api/agents/o1/transfer",
+                                      {"to": "number:+390612345678"})
+        assert status == 200, body
+        await o1.wait_for("disconnected", 10, call_id=leg)
+        await caller.wait_for("disconnected", 15, call_id=call)
+
+    (row,) = await bed.ended_calls(MORE_EXTENSIONS["ob"], 1)
+    timeline = await bed.timeline(row["call_id"])
+    moves = [(r.kind, r.data.get("target") or r.data.get("to"), r.data.get("reason"))
+             for r in timeline if r.kind in ("transferred", "dial_refused", "dial_started")]
+    assert moves == [("transferred", "number:+390612345678", None),
+                     ("dial_refused", "number:+390612345678", "no trunk configured")], moves
+    assert "+881" not in json.dumps([r.data for r in timeline])
 
 
 # -- (2) hold / unhold --------------------------------------------------------------------------

@@ -23,13 +23,17 @@ from acd_bed import AGENT_HZ, CALLER_HZ, EXTENSIONS, AcdBed, Row, eventually, ru
 
 from callcontrol import audio
 from callcontrol.sipua.client import SipPeer
+from callcontrol.store.tables import CallRow
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres,
+              pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AcdBed]:
-    async with running_bed(tmp_path_factory.mktemp("adopt"), f"adopt-{os.getpid()}") as running:
+async def bed(tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+              ) -> AsyncIterator[AcdBed]:
+    async with running_bed(tmp_path_factory.mktemp("adopt"), f"adopt-{os.getpid()}",
+                           module_db_url) as running:
         yield running
 
 
@@ -49,16 +53,14 @@ def segment(path: str | Path, start: float, end: float, target: Path) -> Path:
 async def call_of(bed: AcdBed, sip_call_id: str) -> dict[str, Any]:
     """The one call row of a SIP Call-ID (waits until it exists)."""
 
-    async def check() -> list[tuple[Any, ...]] | None:
-        rows = await bed.query("SELECT call_id, outcome, ended_at, agent_id FROM calls "
-                               "WHERE sip_call_id = ?", sip_call_id)
-        return rows or None
+    async def check() -> list[CallRow] | None:
+        return await bed.call_rows(sip_call_id=sip_call_id) or None
 
-    rows: list[tuple[Any, ...]] = await eventually(check, 10, f"row of {sip_call_id}")
+    rows: list[CallRow] = await eventually(check, 10, f"row of {sip_call_id}")
     assert len(rows) == 1, rows
-    call_id, outcome, ended_at, agent_id = rows[0]
-    return {"call_id": call_id, "outcome": outcome, "ended": ended_at is not None,
-            "agent_id": agent_id}
+    (row,) = rows
+    return {"call_id": row.call_id, "outcome": row.outcome, "ended": row.ended_at is not None,
+            "agent_id": row.agent_id}
 
 
 async def wait_event(bed: AcdBed, call_id: str, kind: str, count: int = 1,
@@ -76,12 +78,11 @@ async def wait_event(bed: AcdBed, call_id: str, kind: str, count: int = 1,
 async def closed_once(bed: AcdBed, call_id: str) -> dict[str, Any]:
     """Wait until the row is closed; check its timeline ends once; return the row."""
 
-    async def check() -> tuple[Any, ...] | None:
-        rows = await bed.query("SELECT outcome, ended_at FROM calls WHERE call_id = ?",
-                               call_id)
-        return rows[0] if rows and rows[0][1] is not None else None
+    async def check() -> str | None:
+        rows = await bed.call_rows(call_id=call_id)
+        return rows[0].outcome if rows and rows[0].ended_at is not None else None
 
-    outcome, _ = await eventually(check, 20, f"row of {call_id} closed")
+    outcome = await eventually(check, 20, f"row of {call_id} closed")
     kinds = [r.kind for r in await bed.timeline(call_id)]
     assert kinds.count("call_ended") == 1, kinds
     assert kinds.count("recovered") == 1, kinds

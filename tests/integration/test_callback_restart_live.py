@@ -16,7 +16,6 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -24,14 +23,17 @@ from acd_bed import AGENT_HZ, CALLER_HZ, EXTENSIONS, AcdBed, Row, eventually, ru
 
 from callcontrol import audio
 from callcontrol.sipua.client import SipPeer
+from callcontrol.store.tables import CallRow
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres,
+              pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AcdBed]:
+async def bed(tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+              ) -> AsyncIterator[AcdBed]:
     async with running_bed(tmp_path_factory.mktemp("cb-restart"),
-                           f"cb-restart-{os.getpid()}") as running:
+                           f"cb-restart-{os.getpid()}", module_db_url) as running:
         yield running
 
 
@@ -52,10 +54,11 @@ async def request_callback(bed: AcdBed, customer: SipPeer) -> str:
     up by the daemon; returns the call id of its row."""
     call = await customer.call(bed.uri(EXTENSIONS["cb"]), play_wav=bed.caller_wav)
     confirmed = await customer.wait_for("confirmed", 10, call_id=call)
-    rows: list[tuple[Any, ...]] = await eventually(
-        lambda: bed.query("SELECT call_id FROM calls WHERE sip_call_id = ?",
-                          str(confirmed["sip_call_id"])), 10, "the customer's row")
-    (call_id,), = rows
+    rows: list[CallRow] = await eventually(
+        lambda: bed.call_rows(sip_call_id=str(confirmed["sip_call_id"])), 10,
+        "the customer's row")
+    (row,) = rows
+    call_id = row.call_id
     await wait_event(bed, call_id, "queue_entered")
     await customer.send_dtmf(call, "1")
 
@@ -90,8 +93,8 @@ async def talk_and_check_tones(agent: SipPeer, agent_call: str, customer: SipPee
 
 async def closed_once(bed: AcdBed, call_id: str) -> list[str]:
     """The customer's row is closed once, as ``callback_requested``; its timeline's kinds."""
-    rows = await bed.query("SELECT outcome, ended_at FROM calls WHERE call_id = ?", call_id)
-    assert len(rows) == 1 and rows[0][0] == "callback_requested" and rows[0][1], rows
+    rows = await bed.call_rows(call_id=call_id)
+    assert len(rows) == 1 and rows[0].outcome == "callback_requested" and rows[0].ended_at, rows
     kinds = [r.kind for r in await bed.timeline(call_id)]
     assert kinds.count("call_ended") == 1, kinds
     assert kinds.count("callback_requested") == 1, kinds

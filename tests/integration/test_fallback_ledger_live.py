@@ -8,6 +8,7 @@ starts (recovery) and, for a call still in the fallback then, when the call ends
 from __future__ import annotations
 
 import asyncio
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,6 +95,7 @@ async def test_calls_taken_by_the_fallback_while_the_daemon_is_down_get_one_fina
     await asyncio.sleep(1.0)  # the caller hears the fallback prompt for a second
     await hang_up(platform_caller, first)
     assert first_sip in await asyncio.to_thread(ledger.read_text)
+    assert stat.S_IMODE(ledger.stat().st_mode) == 0o640  # Asterisk's umask 027: not for others
     assert await find_by_sip_call_id(store, first_sip) == []
 
     # The daemon comes back: recovery imports the ledger.

@@ -8,6 +8,7 @@ test runs the real thing: install checks, Asterisk, the supervised daemon, a rea
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -158,7 +159,12 @@ def test_make_run_prints_how_to_call_and_serves_health(demo: Demo) -> None:
         assert env[f"AGENT_{agent}_USER"] == agent.lower()
         assert len(env[f"AGENT_{agent}_PASSWORD"]) >= 16
     assert env["SIP_PORT"] == str(demo.sip_port)
-    assert (demo.root / "var" / "local.env").stat().st_mode & 0o077 == 0
+    for private in ("local.env", "log/callcontrol.log", "callcontrol.db", "tokens.json"):
+        assert (demo.root / "var" / private).stat().st_mode & 0o077 == 0, private
+    # the demo config turns the demo CRM on (off by default), for this machine
+    with urllib.request.urlopen(
+            f"http://127.0.0.1:{demo.http_port}/demo/crm/customers/123456", timeout=5) as crm:
+        assert json.loads(crm.read())["account"] == "123456"
     assert (demo.root / "var" / "admin.token").read_text().strip()
     # secrets stay out of the printed instructions
     assert env["DEMO_CALLER_PASSWORD"] not in out

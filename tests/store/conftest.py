@@ -1,7 +1,8 @@
 """Databases for the store tests: a fresh SQLite file, or a fresh database on PostgreSQL.
 
 PostgreSQL is a private server started once per session (callcontrol.testing.postgres), so CI
-needs nothing running; with ``CALLCONTROL_TEST_DB_URL`` set (e.g.
+needs nothing running; without PostgreSQL installed these tests fail (``make install`` brings
+it). With ``CALLCONTROL_TEST_DB_URL`` set (e.g.
 ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``) the databases are made on that server
 instead. Either way each test gets its own database, dropped afterwards.
 """
@@ -16,14 +17,12 @@ from pathlib import Path
 import pytest
 
 from callcontrol.store.migrations import upgrade
-from callcontrol.testing.postgres import BIN_DIR, PrivatePostgres, temp_database
+from callcontrol.testing.postgres import PrivatePostgres, temp_database
 
 
 @pytest.fixture(scope="session")
 def private_pg() -> Iterator[PrivatePostgres]:
     """A PostgreSQL server of our own for the whole session."""
-    if not (BIN_DIR / "initdb").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {BIN_DIR}")
     with PrivatePostgres() as server:
         yield server
 

@@ -25,7 +25,7 @@ from callcontrol.acd.directory import (
 from callcontrol.acd.reports import queue_period_stats
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.server import build_app
-from callcontrol.config import AgentConfig, Config, QueueConfig
+from callcontrol.config import AgentConfig, Config, OutboundAllow, QueueConfig
 from callcontrol.errors import ApiError, ConfigError
 from callcontrol.pbx.agents_conf import AgentsInclude, render_agents_include
 from callcontrol.pbx.settings import SipAccount
@@ -98,7 +98,8 @@ class AgentsBackend(FakeBackend):
 async def client(tmp_path: Path) -> Any:
     tokens = TokenStore(tmp_path / "tokens.json")
     backend = AgentsBackend()
-    async with TestClient(TestServer(build_app(backend, tokens), host="127.0.0.1")) as c:
+    app = build_app(backend, tokens, outbound=OutboundAllow(agent=["+3906*"]))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         c.backend = backend
         c.admin = {"Authorization": f"Bearer {tokens.create('a', 'admin')}"}
         c.supervisor = {"Authorization": f"Bearer {tokens.create('s', 'supervisor')}"}

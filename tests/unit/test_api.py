@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.openapi import OPENAPI
-from callcontrol.api.server import ROUTES, build_app
+from callcontrol.api.server import ROUTES, TOKENS, build_app
 from callcontrol.errors import ApiError
 
 
@@ -58,6 +59,9 @@ class FakeBackend:
 
     def clear_schedule_override(self, name: str) -> bool:
         return self.schedule_overrides().pop(name, None) is not None
+
+    def schedule_names(self) -> set[str]:
+        return {"office", "support", "holidays"}
 
 
 @pytest.fixture
@@ -142,6 +146,20 @@ async def test_tokens_are_stored_hashed(tmp_path: Path) -> None:
     assert TokenStore(tmp_path / "t.json").lookup(token) is not None
     with pytest.raises(ValueError, match="bound to an agent"):
         store.create("y", "agent")
+
+
+async def test_a_token_created_while_the_daemon_runs_works_at_once(client: Any) -> None:
+    # `callcontrol tokens create` is another process writing the same file (make run creates
+    # the demo's admin token after the daemon is up).
+    served: TokenStore = client.server.app[TOKENS]
+    other = TokenStore(served.path)
+    token = other.create("late", "supervisor")
+    resp = await client.get("/api/calls", headers=auth(token))
+    assert resp.status == 200
+    removed = [e for e in json.loads(served.path.read_text()) if e["name"] != "late"]
+    served.path.write_text(json.dumps(removed))
+    resp = await client.get("/api/calls", headers=auth(token))
+    assert resp.status == 401
 
 
 def _openapi_paths_for(route_path: str) -> list[str]:

@@ -16,6 +16,8 @@ from callcontrol.testing.fake_call import FakeSwitch
 from callcontrol.testing.fake_telephony import FakeTelephony
 
 SECRET = SecretRef(env="UNUSED")
+TEARDOWN_S = 5.0
+"""Seconds the cancelled call tasks and the stopping ACD get to end after a test."""
 
 
 class Clock:
@@ -104,6 +106,7 @@ async def harness() -> AsyncIterator[Harness]:
     yield h
     for task in h.tasks:
         task.cancel()
-    await asyncio.gather(*h.tasks, return_exceptions=True)
-    if h.acd is not None:
-        await h.acd.stop()
+    async with asyncio.timeout(TEARDOWN_S):  # a task that ignores its cancel fails, never hangs
+        await asyncio.gather(*h.tasks, return_exceptions=True)
+        if h.acd is not None:
+            await h.acd.stop()

@@ -11,6 +11,7 @@ from callcontrol.acd.router import Acd
 from callcontrol.callctx import CallerInfo, QueueRequest, QueueResult
 from callcontrol.config import QueueConfig
 from callcontrol.errors import NotFound
+from callcontrol.store.records import AgentEvent
 from callcontrol.telephony import ChannelHungUp, ChannelStateChanged, DtmfReceived
 from callcontrol.testing.fake_call import FakeCall
 
@@ -141,11 +142,18 @@ async def test_wrap_up_holds_agent_out_of_rotation(harness: Harness) -> None:
     await wait_for(lambda: acd.board.agents["a1"].state is S.ON_CALL)
     harness.switch.post(ChannelHungUp(channel_id=harness.switch.dialed("PJSIP/ep-a1")[0]))
     await asyncio.wait_for(t1, 2)
-    ended = asyncio.get_running_loop().time()
     second = call(harness, "c2")
     start(harness, acd, second)
-    await wait_for(lambda: len(harness.switch.dialed("PJSIP/ep-a1")) == 2)
-    assert asyncio.get_running_loop().time() - ended >= 0.39
+    await wait_for(lambda: acd.board.agents["a1"].state is S.ON_CALL)
+    # From the agent's own state log, not from when this task happened to wake up: the
+    # wrap-up lasted its 0.4 s, and only then was the agent offered to the waiting caller.
+    states = [r.data for r in harness.log.records
+              if isinstance(r, AgentEvent) and r.agent_id == "a1"][-4:]
+    assert [(d["from"], d["to"], d["reason"]) for d in states] == [
+        ("on_call", "wrap_up", "call_ended"), ("wrap_up", "available", "wrap_up_ended"),
+        ("available", "ringing", "offered"), ("ringing", "on_call", "answered")]
+    assert states[1]["seconds"] >= 0.39 and states[2]["call_id"] == "c2"
+    assert harness.log.calls("agent_connected")[-1].data["wait_s"] >= 0.39
 
 
 async def test_exits_no_agents_full_and_timeout(harness: Harness) -> None:
@@ -258,6 +266,7 @@ async def test_hold_unhold_and_transfer_to_a_number(harness: Harness) -> None:
     result = await asyncio.wait_for(task, 2)
     assert result.data["transferred_to"] == "number:+4930999"
     assert c.dials[0].to == "number:+4930999"
+    assert c.dials[0].transfer  # checked by the API against the token's role, not as a flow's
     assert harness.log.calls("agent_disconnected")[0].data["by"] == "transfer"
     assert harness.telephony.bridges == {}
 

@@ -106,7 +106,7 @@ def test_a_file_that_cannot_be_read_is_a_flow_error(tmp_path: Path) -> None:
 def test_non_utf8_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "demo.yaml"
     path.write_bytes(b"flow: d\xe9mo\n")
-    with pytest.raises(FlowError, match=r"demo.yaml:1:1: the file is not UTF-8 text"):
+    with pytest.raises(FlowError, match=r"demo.yaml:1:8: the file is not UTF-8 text"):
         load_flow(path)
 
 

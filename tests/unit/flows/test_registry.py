@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+import pytest
 
 from callcontrol.flows.engine import FlowEngine, FlowServices
 from callcontrol.flows.expressions import Sandbox
@@ -112,6 +115,93 @@ async def test_watch_reloads_on_rename_save(tmp_path: Path) -> None:
         await asyncio.wait_for(change, 20)
         assert registry.status()["refused"]
         assert await run_on(registry.snapshot(), tmp_path) == "watched"
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 10)
+
+
+async def wait_for_change(
+    registry: FlowRegistry, done: Callable[[], bool], act: Callable[[], None]
+) -> None:
+    """Do ``act`` until ``done()`` holds after a change the watcher handled (the watcher may
+    start after a first write: act again if no change came)."""
+    async with asyncio.timeout(20):
+        while not done():
+            change = asyncio.ensure_future(registry.next_change())
+            act()
+            await asyncio.wait([change], timeout=1.0)
+            change.cancel()
+
+
+HOSTILE = {
+    "stamp.yaml": b"x: 2024-13-45\n",
+    "nul.yaml": b"flow: nul\x00\n",
+    "deep.yaml": b"[" * 3000,
+    "bomb.yaml": b"a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+    + b"".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n".encode()
+        for p, n in zip("abcdef", "bcdefg", strict=True)
+    ),
+}
+
+
+async def test_watch_survives_hostile_files_and_takes_the_next_good_edit(
+    tmp_path: Path,
+) -> None:
+    registry = make_registry(tmp_path)
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(registry.watch(stop))
+
+    def refused() -> set[str]:
+        return {Path(p).name for p in registry.status()["refused"]}
+
+    def drop_hostile() -> None:
+        for name, data in HOSTILE.items():
+            (tmp_path / name).write_bytes(data)
+        write(tmp_path, "target", TARGET.replace("hangup: {}", "hangup: {}\nsince: 2024-13-45"))
+
+    try:
+        await wait_for_change(registry, lambda: refused() >= {*HOSTILE, "target.yaml"},
+                              drop_hostile)
+        assert await run_on(registry.snapshot(), tmp_path) == "one"  # last good version
+        findings = registry.status()["refused"][str(tmp_path / "stamp.yaml")]["findings"]
+        assert findings == [
+            f"{tmp_path}/stamp.yaml:1:4: error: invalid value '2024-13-45' (month must be in "
+            "1..12); quote it to keep it as text"
+        ]
+        await wait_for_change(registry, lambda: "target.yaml" not in refused(),
+                              lambda: write(tmp_path, "target", TARGET % "two"))
+        assert await run_on(registry.snapshot(), tmp_path) == "two"
+        assert refused() == set(HOSTILE)
+        assert not watcher.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 10)
+
+
+async def test_watch_logs_an_unexpected_error_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = make_registry(tmp_path)
+    real = registry.apply_changes_off_loop
+    failures = []
+
+    async def fail_once(paths: Iterable[Path]) -> None:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("boom")
+        await real(paths)
+
+    monkeypatch.setattr(registry, "apply_changes_off_loop", fail_once)
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(registry.watch(stop))
+    old = registry.snapshot()["target"].version
+    try:
+        await wait_for_change(registry, lambda: registry.snapshot()["target"].version != old,
+                              lambda: write(tmp_path, "target", TARGET % "three"))
+        assert failures == [1]
+        assert await run_on(registry.snapshot(), tmp_path) == "three"
+        assert not watcher.done()
     finally:
         stop.set()
         await asyncio.wait_for(watcher, 10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
+import jsonschema
 from test_model_example import HOTLINE
 
 from callcontrol.flows.model import STEP_MODELS
@@ -44,7 +44,6 @@ def test_no_generated_field_titles_and_text_is_json() -> None:
 
 
 def test_flows_md_example_is_valid_and_a_typo_is_not() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     data, _ = load_yaml_with_positions(HOTLINE, "hotline.yaml")
     validator = jsonschema.Draft202012Validator(flow_json_schema())
     assert list(validator.iter_errors(data)) == []
