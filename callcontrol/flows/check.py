@@ -42,6 +42,7 @@ from callcontrol.flows.model import (
     StepBase,
     did_you_mean,
 )
+from callcontrol.flows.prompts import PromptError, confined_file
 from callcontrol.yamlpos import Loc
 
 Severity = Literal["error", "warning"]
@@ -430,7 +431,10 @@ class _FlowChecker:
                 if value.kind == "sound":
                     self._sound(loc, value.value, prompts_dir, languages)
                 elif value.kind == "file":
-                    self._file(loc, flows_dir / value.value)
+                    try:
+                        self._file(loc, confined_file(flows_dir, value.value))
+                    except PromptError as exc:
+                        self._add("error", loc, str(exc))
 
     def _sound(self, loc: Loc, name: str, prompts_dir: Path, languages: list[str]) -> None:
         for language in languages:

@@ -13,9 +13,12 @@ handed back to the call's inbox before a queue, dial or record step. No digit is
 
 Each handler (one per step kind, all in :data:`FlowEngine._handlers`) talks to the PBX only
 through :class:`~callcontrol.calls.context.CallContext` and returns the exit it takes and its
-target;
-the exits are the model's (``Step.target`` applies FLOWS.md's defaults). Everything of
-consequence goes on the call's timeline through :meth:`CallContext.log`, secrets masked.
+target; the exits are the model's (``Step.target`` applies FLOWS.md's defaults). Any exception
+inside a step (a bad value, an unplayable prompt, an ARI error, a bug) takes the step's error
+path; only the caller hanging up (and cancellation) leaves the loop. Everything of consequence
+goes on the call's timeline through :meth:`CallContext.log`, masked by derivation: secrets,
+every ``{{ }}`` part computed from one, and every variable ``set`` from one (the call's
+:class:`Masker`).
 
 Outcomes: ``completed`` for a normal end, and when the caller hangs up in the IVR (the IVR did
 its part; the queue layer's statistics are kept by the ACD); ``abandoned`` only when the queue
@@ -37,7 +40,7 @@ from typing import Any, Protocol
 
 from callcontrol.calls.context import CallContext, CallerHungUp, Deadline, DialRequest, QueueRequest
 from callcontrol.errors import CallControlError
-from callcontrol.flows.expressions import Sandbox
+from callcontrol.flows.expressions import Evaluation, Sandbox
 from callcontrol.flows.httpstep import HttpOutcome, HttpRequest, render_request
 from callcontrol.flows.loader import LoadedFlow
 from callcontrol.flows.model import (
@@ -149,6 +152,9 @@ class FlowEngine:
         self._voicemail = False
         self._abandoned = False
         self._schedules: dict[int, Schedule] = {}
+        self._masker = services.sandbox.masker()
+        self._tainted: set[str] = set()
+        """Variables set from a secret: templates reading them are masked like secrets."""
         self._handlers: dict[str, Callable[[str, Any], Awaitable[Exit]]] = {
             "play": self._play_step,
             "menu": self._menu,
@@ -188,7 +194,7 @@ class FlowEngine:
         return self._result(outcome)
 
     def _result(self, outcome: str) -> FlowResult:
-        variables = self.services.sandbox.mask_value(self.variables)
+        variables = self._masker.mask_value(self.variables)
         self._log("flow_ended", outcome=outcome, variables=variables)
         return FlowResult(outcome, variables, tuple(self.path))
 
@@ -226,7 +232,9 @@ class FlowEngine:
             self._enter(name, step)
             try:
                 label, target = await self._handlers[step.kind](name, step)
-            except (CallControlError, ValueError) as exc:
+            except CallerHungUp:
+                raise
+            except Exception as exc:  # any failure inside a step takes its error path
                 errors += 1
                 self._log("step_error", step=name, error=f"{type(exc).__name__}: {exc}")
                 target = step.error or self.flow.flow.on_error
@@ -251,7 +259,9 @@ class FlowEngine:
         self._outcome = "failed"
         try:
             await self._play("error", list(APOLOGY), barge_in=False)
-        except CallControlError as exc:
+        except CallerHungUp:
+            raise
+        except Exception as exc:
             self._log("apology_failed", error=str(exc))
 
     async def _run_on_hangup(self) -> None:
@@ -270,7 +280,9 @@ class FlowEngine:
             self._enter(name, step)
             try:
                 label, name = await self._handlers[step.kind](name, step)
-            except (CallControlError, ValueError) as exc:
+            except CallerHungUp:
+                raise
+            except Exception as exc:
                 self._log("step_error", step=name, error=f"{type(exc).__name__}: {exc}")
                 label, name = "error", step.error
             self._log("exit", step=self.path[-1], exit=label, to=name)
@@ -278,7 +290,7 @@ class FlowEngine:
     # --- shared helpers ---------------------------------------------------------------------
 
     def _log(self, kind: str, **data: Any) -> None:
-        self.ctx.log(kind, **self.services.sandbox.mask_value(data))
+        self.ctx.log(kind, **self._masker.mask_value(data))
 
     def _scope(self) -> dict[str, Any]:
         ctx = self.ctx
@@ -298,10 +310,17 @@ class FlowEngine:
         if missing:
             self._log("missing_value", step=step, names=sorted(set(missing)))
 
-    def _render(self, step: str, template: str, *, url: bool = False) -> str:
-        result = self.services.sandbox.render(template, self._scope(), url_encode=url)
+    def _evaluate(self, step: str, template: str) -> Evaluation:
+        result = self.services.sandbox.render(template, self._scope(), tainted=self._tainted)
+        self._note_rendered(step, result)
+        return result
+
+    def _note_rendered(self, step: str, result: Evaluation) -> None:
+        self._masker.add(result.secret_parts)
         self._note_missing(step, result.missing)
-        return str(result.value)
+
+    def _render(self, step: str, template: str) -> str:
+        return str(self._evaluate(step, template).value)
 
     @property
     def language(self) -> str:
@@ -317,6 +336,7 @@ class FlowEngine:
 
     def _save(self, step: str, name: str, value: Any) -> None:
         self.variables[name] = value
+        self._tainted.discard(name)
         self._log("saved", step=step, name=name, value=value)
 
     async def _play(self, step: str, media: list[str], *, barge_in: bool) -> None:
@@ -471,9 +491,13 @@ class FlowEngine:
 
     async def _set(self, name: str, step: SetStep) -> Exit:
         for variable, value in step.set.items():
+            from_secret = False
             if isinstance(value, str):
-                value = self._render(name, value)
+                result = self._evaluate(name, value)
+                value, from_secret = str(result.value), bool(result.secret_parts)
             self._save(name, variable, copy.deepcopy(value))
+            if from_secret:
+                self._tainted.add(variable)
         return "next", step.next
 
     def _schedule(self, step: HoursStep) -> tuple[str | None, Schedule]:
@@ -518,14 +542,15 @@ class FlowEngine:
             headers=spec.headers,
             body=spec.body,
             timeout=spec.timeout,
+            tainted=self._tainted,
         )
-        self._note_missing(name, request.missing)
+        self._note_rendered(name, request.rendered)
         outcome = await self.services.http.send(request)
         self.variables["http"] = {"status": outcome.status, "ms": outcome.ms}
         self._log(
             "http",
             step=name,
-            **request.describe(self.services.sandbox),
+            **request.describe(),
             status=outcome.status,
             ms=outcome.ms,
             ok=outcome.ok,
@@ -550,7 +575,7 @@ class FlowEngine:
                 moh=spec.moh,
                 callback=spec.callback,
                 keys=dict(spec.keys),
-                variables=self.services.sandbox.mask_value(self.variables),
+                variables=self._masker.mask_value(self.variables),
             )
         )
         self._log(

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment, TemplateSyntaxError, nodes
 
-from callcontrol.flows.expressions import ExpressionError, Sandbox
+from callcontrol.flows.expressions import ExpressionError, Sandbox, static_problems
 
 Severity = Literal["error", "warning"]
 
@@ -82,7 +82,11 @@ def expression_problems(source: str, *, condition: bool) -> list[tuple[Severity,
         return [("error", f"{what} refused by the sandbox: {_reason(exc, source)}")]
     except Exception as exc:  # the sandbox failing otherwise: the call would fail too
         return [("error", f"{what} refused by the sandbox: {type(exc).__name__}: {exc}")]
-    return list(_accesses(tree))
+    problems = list(_accesses(tree))
+    # a template that overruns a budget with no variables at all (the constant bombs)
+    problems.extend(("error", f"{what} {message}")
+                    for message in static_problems(source, expression=condition))
+    return problems
 
 
 def _depth(tree: nodes.Node) -> int:

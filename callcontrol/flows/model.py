@@ -34,9 +34,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from callcontrol.flows.durations import DURATION_PATTERN, parse_duration
+from callcontrol.flows.prompts import name_problem
+from callcontrol.flows.regexcheck import regex_problem
 
 DTMF_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "*", "#")
 PROMPT_FORMS = ("sound", "file", "digits", "number", "characters", "date", "time", "currency")
+MAX_GATHER_DIGITS = 64
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -129,6 +132,7 @@ class Prompt(_Model):
     @classmethod
     def _from_yaml(cls, data: object) -> dict[str, str]:
         if isinstance(data, str):
+            _check_name("sound", data)
             return {"kind": "sound", "value": data}
         if isinstance(data, dict) and len(data) == 1:
             ((form, value),) = data.items()
@@ -141,11 +145,21 @@ class Prompt(_Model):
                 )
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise at_key(f"prompt {form!r} needs a text value, got {value!r}", form)
+            _check_name(form, str(value))
             return {"kind": form, "value": str(value)}
         raise ValueError(
             f"a prompt is a sound name or a mapping with one of {', '.join(PROMPT_FORMS)}; "
             f"got {data!r}"
         )
+
+
+def _check_name(form: str, value: str) -> None:
+    """A sound or file prompt written without a template must be a plain relative name (the
+    rendered value of a template is checked when it plays)."""
+    if form in ("sound", "file") and "{{" not in value and "{%" not in value:
+        problem = name_problem(value)
+        if problem:
+            raise ValueError(problem)
 
 
 _PROMPT_SCHEMA: dict[str, Any] = {
@@ -442,6 +456,8 @@ class GatherSpec(_Model):
     prompt: Prompts
     min_digits: Annotated[int, Field(ge=1)] = 1
     max_digits: Annotated[int, Field(ge=1)] = 20
+    """At most :data:`MAX_GATHER_DIGITS`: keys pressed on a phone, and the bound on what a
+    ``validate`` regex is matched against."""
     finish_on: Annotated[
         Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "*", "#", "none"],
         BeforeValidator(_finish_on),
@@ -459,11 +475,19 @@ class GatherSpec(_Model):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        problem = regex_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("max_digits")
+    @classmethod
+    def _capped(cls, value: int) -> int:
+        if value > MAX_GATHER_DIGITS:
+            raise ValueError(
+                f"max_digits is at most {MAX_GATHER_DIGITS} (got {value}): a gather collects"
+                " keys pressed on a phone"
+            )
         return value
 
     @model_validator(mode="after")

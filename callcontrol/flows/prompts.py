@@ -3,7 +3,8 @@
 - ``NAME`` or ``{sound: NAME}``: a file ``<prompts>/<language>/NAME.*`` or ``<prompts>/NAME.*``
   shipped with the flows (played as ``sound:<path as the PBX sees it, without extension>``),
   else Asterisk's own sound ``sound:NAME`` in the flow's language.
-- ``{file: prompts/NAME}``: a file under the flows folder, without the language lookup.
+- ``{file: prompts/NAME}``: a file under the flows folder, without the language lookup;
+  confined to that folder (no absolute path, no ``..``, no symlink leading out of it).
 - ``{digits: T}``, ``{number: T}``, ``{characters: T}``: ``digits:``, ``number:``,
   ``characters:`` of the rendered template ``T``.
 - ``{date: T}`` (``YYYY-MM-DD``, or an ISO datetime), ``{time: T}`` (``HH:MM`` or an ISO
@@ -14,26 +15,80 @@
   ``currency`` prompt naming the currency in that language).
 
 An empty rendered value produces no media (the missing variable is noted by the caller).
+Rendered values are bounded and validated before use: sound and file names are relative paths
+of plain segments; numbers are decimals of at most 12 digits before the point (no exponent, no
+``Infinity``/``NaN``); every spoken value is at most :data:`MAX_VALUE_CHARS` characters. Any
+other value raises :class:`PromptError`, which the engine turns into the step's ``error`` exit.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from decimal import Decimal
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from callcontrol.errors import CallControlError
 
 AUDIO_EXTENSIONS = (".wav", ".ulaw", ".alaw", ".gsm", ".g722", ".sln")
+MAX_VALUE_CHARS = 64
+MAX_NAME_CHARS = 255
 Render = Callable[[str], str]
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_NUMBER = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,12})?")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{1,8}){0,3}")
 
 
 class PromptError(CallControlError):
     """A prompt cannot be turned into media (bad form or a value that is not a date...)."""
 
     error_id = "flow_prompt"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a sound or a prompt file (``None`` when it can): a relative
+    path of plain segments (letters, digits, ``_ . + -``), no ``..``, at most 255 chars."""
+    if len(name) > MAX_NAME_CHARS:
+        return f"prompt name longer than {MAX_NAME_CHARS} chars"
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return f"prompt name {name!r} must be a relative path without '.' or '..' parts"
+    if not all(_SEGMENT.fullmatch(p) for p in parts):
+        return f"prompt name {name!r} may hold only letters, digits, '_', '.', '+', '-' and '/'"
+    return None
+
+
+def _checked_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem is not None:
+        raise PromptError(problem)
+    return name
+
+
+def confined_file(flows_dir: Path, name: str) -> Path:
+    """The path (without extension) of the ``{file: NAME}`` prompt under ``flows_dir``, refused
+    with :class:`PromptError` when ``NAME`` is not a plain relative path or when it (or one of
+    its ``NAME.*`` files) resolves outside ``flows_dir`` through a symlink."""
+    base = flows_dir / PurePosixPath(_checked_name(name))
+    root = flows_dir.resolve()
+    candidates = [base.parent, *(base.with_name(base.name + ext) for ext in AUDIO_EXTENSIONS)]
+    for candidate in candidates:
+        if candidate.exists() and not candidate.resolve().is_relative_to(root):
+            raise PromptError(f"prompt file {name!r} leads outside the flows folder")
+    return base
+
+
+def parse_number(text: str, what: str = "number") -> Decimal:
+    """A decimal of at most 12 digits before the point (what Asterisk can say), else
+    :class:`PromptError`; no exponent, ``Infinity`` or ``NaN``."""
+    if not _NUMBER.fullmatch(text):
+        raise PromptError(
+            f"not a {what}: {text[:MAX_VALUE_CHARS]!r} (digits, an optional '-' and decimals;"
+            " at most 12 digits before the point)"
+        )
+    return Decimal(text)
 
 
 def _plain(prompt: Any) -> Any:
@@ -120,6 +175,8 @@ class PromptResolver:
 
     def find_file(self, name: str, language: str) -> Path | None:
         """The shipped file for prompt ``name`` in ``language``, or None."""
+        if not _LANGUAGE.fullmatch(language):
+            raise PromptError(f"not a language code: {language[:MAX_VALUE_CHARS]!r}")
         for folder in (self.prompts_dir / language, self.prompts_dir):
             for ext in AUDIO_EXTENSIONS:
                 candidate = folder / f"{name}{ext}"
@@ -154,25 +211,22 @@ class PromptResolver:
         if kind == "sound":
             return self._named(text, language)
         if kind == "file":
-            return [self._sound(self.prompts_dir.parent / text)]
+            return [self._sound(confined_file(self.prompts_dir.parent, text))]
+        if len(text) > MAX_VALUE_CHARS:
+            raise PromptError(f"{kind} value longer than {MAX_VALUE_CHARS} chars")
         if kind in ("digits", "characters"):
             return [f"{kind}:{text}"]
         if kind == "number":
-            try:
-                return [f"number:{int(Decimal(text))}"]
-            except (InvalidOperation, ValueError):
-                raise PromptError(f"not a number: {text!r}") from None
+            return [f"number:{int(parse_number(text))}"]
         if kind == "date":
             return date_media(_parse_date(text), language)
         if kind == "time":
             return time_media(_parse_time(text), language)
         if kind == "currency":
-            try:
-                return currency_media(Decimal(text), language)
-            except InvalidOperation:
-                raise PromptError(f"not an amount: {text!r}") from None
+            return currency_media(parse_number(text, "amount"), language)
         raise PromptError(f"unknown prompt kind {kind!r}")
 
     def _named(self, name: str, language: str) -> list[str]:
+        _checked_name(name)
         path = self.find_file(name, language)
         return [self._sound(path) if path is not None else f"sound:{name}"]

@@ -63,7 +63,10 @@ class FlowService:
             name: resolve_secret(config, ref).get_secret_value()
             for name, ref in config.flows.secrets.items()
         }
-        self.http = HttpStepClient(config.flows.http_allow_hosts)
+        api_address = f"{config.http.host}:{config.http.port}"
+        self.http = HttpStepClient(
+            [entry.replace("{api}", api_address) for entry in config.flows.http_allow_hosts]
+        )
         self.overrides = Overrides()
         self.services = FlowServices(
             sandbox=Sandbox(secrets),

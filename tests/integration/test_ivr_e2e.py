@@ -19,6 +19,7 @@ both stages of scripts/run-tests.sh).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import math
 import os
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 import pytest
 from aiohttp import web
@@ -57,6 +59,8 @@ ROUTES = {
     "307": "ivr_hours",  # a schedule always open
     "308": "ivr_hours",  # a schedule never open
     "309": "ivr_survive",
+    "310": "ivr_error",
+    "311": "ivr_secret",
 }
 CALLER_TONE = 440
 CALL_SECONDS = 60.0  # no scenario's call lasts this long
@@ -81,6 +85,9 @@ Asterisk's 1 kHz beep, so no two count for one another in a 100 ms window."""
 CRM = {"111111": {"tier": "vip"}, "444444": {"tier": "standard"}}
 CRM_SLOW = "222222"  # answers after the flow's 1 s timeout
 CRM_BROKEN = "333333"  # answers 500
+SECRET = "Zm9v+YmFy/s3cr3t=="  # the flows' secret api_key: +, / and = change when encoded
+CRM_QUERIES: list[str] = []
+"""The query strings the local CRM received."""
 
 
 
@@ -296,6 +303,7 @@ async def crm_server() -> tuple[web.AppRunner, str]:
     """A local CRM: known accounts answer JSON, one is too slow, one answers 500."""
 
     async def customer(request: web.Request) -> web.Response:
+        CRM_QUERIES.append(request.query_string)
         account = request.match_info["account"]
         if account == CRM_SLOW:
             await asyncio.sleep(3)
@@ -450,6 +458,19 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
 }
 
 
+async def error_exit(h: Harness) -> CallRecord:
+    return await h.ended(await h.dial("310", "error_exit"))
+
+
+async def secret_use(h: Harness) -> CallRecord:
+    record = await h.ended(await h.dial("311", "secret_use"))
+    # The journal's active segment holds every record since the daemon started (confirmed
+    # segments are deleted later): keep what it says about this call now.
+    journal = h.flows_dir.parent / "journal"
+    record.extra["journal"] = b"".join(p.read_bytes() for p in sorted(journal.glob("*.jsonl")))
+    return record
+
+
 async def hostile_files(h: Harness) -> dict[str, Any]:
     path = h.flows_dir / "ivr_survive.yaml"
     v1_text = path.read_text()
@@ -494,6 +515,8 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[Any]]] = {
     "http_500": http_lookup(CRM_BROKEN),
     "voicemail": voicemail,
     "hostile_files": hostile_files,
+    "error_exit": error_exit,
+    "secret_use": secret_use,
     "hours_open": hours("307"),
     "hours_closed": hours("308"),
     "hot_reload": hot_reload,  # last: it has a caller of its own
@@ -518,19 +541,27 @@ async def run_all(work: Path, db_url: str) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as stack:
         runner, crm_url = await crm_server()
         stack.push_async_callback(runner.cleanup)
-        http_flow = flows_dir / "ivr_http.yaml"
-        http_flow.write_text(http_flow.read_text().replace("http://127.0.0.1:9/crm", crm_url))
+        for name in ("ivr_http.yaml", "ivr_secret.yaml"):
+            flow = flows_dir / name
+            flow.write_text(flow.read_text().replace("http://127.0.0.1:9/crm", crm_url))
         # An Asterisk of our own: it plays prompt files from flows_dir/prompts.
         pbx = await start_testbed(work / "pbx", f"ivr-{os.getpid()}", flows_dir=flows_dir)
         stack.push_async_callback(pbx.stop)
         http_port = free_port("127.0.0.1")
         config_file = write_config(pbx.config_file, work / "callcontrol.yaml", {
-            "flows": {"dir": str(flows_dir), "routes": ROUTES, "watch": True},
+            "flows": {"dir": str(flows_dir), "routes": ROUTES, "watch": True,
+                      "http_allow_hosts": [urlsplit(crm_url).netloc],
+                      "secrets": {"api_key": {"env": "CALLCONTROL_TEST_API_KEY"}}},
             "database": {"url": db_url, "journal_dir": str(work / "journal")},
             "http": {"port": http_port, "tokens_file": str(work / "tokens.json")},
             "run": {"pid_file": str(work / "run" / "callcontrol.pid")},
         })
-        daemon = DaemonProcess(config_file, http_port, work / "daemon.log")
+        daemon = DaemonProcess(
+            config_file,
+            http_port,
+            work / "daemon.log",
+            env={**os.environ, "CALLCONTROL_TEST_API_KEY": SECRET},
+        )
         stack.push_async_callback(daemon.stop)
         db = create_engine(db_url)
         stack.push_async_callback(db.dispose)
@@ -551,6 +582,8 @@ async def run_all(work: Path, db_url: str) -> dict[str, Any]:
         )
         results = dict(zip(SCENARIOS, outcomes, strict=True))
         results["daemon_log"] = daemon.log_tail(80)
+        results["crm_queries"] = list(CRM_QUERIES)
+        results["log"] = (work / "daemon.log").read_bytes()
         return results
 
 
@@ -769,3 +802,44 @@ def test_hostile_files_are_refused_and_the_next_good_edit_is_taken(
     assert call.saved == {"seen": "v2"}
     assert call.path == ["wait", "done", "end"]
     assert call.row.outcome == "completed"
+
+
+def test_a_prompt_value_asterisk_cannot_say_takes_the_error_exit(ivr: dict[str, Any]) -> None:
+    call: CallRecord = result(ivr, "error_exit")
+    assert call.path == ["say", "sorry", "end"]
+    assert {"step": "say", "exit": "error", "to": "sorry"} in call.of("exit")
+    (error,) = call.of("step_error")
+    assert error["step"] == "say" and "not a number: 'Infinity'" in error["error"]
+    assert (call.row.flow, call.row.outcome) == ("ivr_error", "completed")
+    assert names(call.heard) == ["goodbye"]  # the caller heard the error path's prompt
+
+
+def _secret_forms() -> list[bytes]:
+    forms = {SECRET, SECRET.upper(), SECRET.lower(), SECRET[3:11], SECRET[3:11].upper()}
+    for form in list(forms):
+        forms |= {quote(form, safe=""), quote(form), quote_plus(form)}
+    forms.add(base64.b64encode(SECRET.encode()).decode())
+    return sorted({form.lower().encode() for form in forms})
+
+
+def test_a_secret_and_its_derivations_never_reach_the_store_journal_or_log(
+    ivr: dict[str, Any],
+) -> None:
+    call: CallRecord = result(ivr, "secret_use")
+    assert call.path == ["lookup", "keep", "say", "end"]
+    (http,) = call.of("http")
+    assert http["ok"] is True and http["headers"] == ["Authorization"]
+    assert http["url"].endswith("/customers/111111?key=***&up=***&part=***")
+    # The secret was really used: the CRM got it in the query, in each form.
+    (query,) = [parse_qs(q) for q in ivr["crm_queries"] if "key=" in q]
+    assert query == {"key": [SECRET], "up": [SECRET.upper()], "part": [SECRET[3:11]]}
+    journal = call.extra["journal"]
+    assert call.row.call_id.encode() in journal  # the call's records were in the journal
+    places = {
+        "store": repr([(e.kind, e.data) for e in call.events]).encode(),
+        "journal": journal,
+        "log": ivr["log"],
+    }
+    for place, content in places.items():
+        for form in _secret_forms():
+            assert form not in content.lower(), f"{form!r} in the {place}"
