@@ -18,6 +18,7 @@ from callcontrol.pbx.provision import provision
 from callcontrol.pbx.service import instance_dir, settings_from_config
 from callcontrol.pbx.settings import SipAccount
 from callcontrol_testing.sipp import free_media_port
+from callcontrol_testing.testbed import generated_secret
 
 BENCH = Path(__file__).resolve().parent
 EXTENSION = "200"
@@ -42,14 +43,6 @@ class BenchPbx:
         self.instance.remove()
 
 
-def _secret(folder: Path, name: str) -> dict[str, str]:
-    path = folder / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(18) + "\n")
-    return {"file": str(path)}
-
-
 def write_bench_config(work: Path, name: str, agents: int, spool: Path) -> Path:
     """Write ``work/callcontrol.yaml``: free ports, SQLite, the bench flow, ``agents`` agents
     in queue ``bench`` (no wrap-up). Secrets go to ``work/secrets`` (mode 0600)."""
@@ -66,8 +59,11 @@ def write_bench_config(work: Path, name: str, agents: int, spool: Path) -> Path:
             "sip_port": ports.sip,
             "rtp_start": ports.rtp_start,
             "rtp_end": ports.rtp_end,
-            "ari": {"url": f"http://127.0.0.1:{ports.http}", "password": _secret(folder, "ari")},
-            "ami": {"port": ports.ami, "password": _secret(folder, "ami")},
+            "ari": {
+                "url": f"http://127.0.0.1:{ports.http}",
+                "password": generated_secret(folder, "ari"),
+            },
+            "ami": {"port": ports.ami, "password": generated_secret(folder, "ami")},
             "recordings_dir": str(work / "recordings"),
             "spool_recording_dir": str(spool),
         },
@@ -82,14 +78,14 @@ def write_bench_config(work: Path, name: str, agents: int, spool: Path) -> Path:
                 "id": f"a{i:03d}",
                 "name": f"Bench agent {i}",
                 "endpoint": f"bench-a{i:03d}",
-                "password": _secret(folder, f"a{i:03d}"),
+                "password": generated_secret(folder, f"a{i:03d}"),
                 "queues": [QUEUE],
             }
             for i in range(1, agents + 1)
         ],
         "queues": {QUEUE: {"strategy": "longest_idle", "ring_timeout": 15, "wrap_up": 0,
                            "max_no_answer": 1000}},
-        "callers": [{"id": "benchcaller", "password": _secret(folder, "benchcaller")}],
+        "callers": [{"id": "benchcaller", "password": generated_secret(folder, "benchcaller")}],
         "run": {"pid_file": str(work / "run" / "callcontrol.pid"), "log_level": "warning"},
     }
     path = work / "callcontrol.yaml"

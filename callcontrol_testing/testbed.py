@@ -95,7 +95,7 @@ class PbxTestbed:
             self.instance.remove()
 
 
-def _secret(folder: Path, name: str) -> dict[str, str]:
+def generated_secret(folder: Path, name: str) -> dict[str, str]:
     """Generate one secret into ``folder/name`` and return its SecretRef data."""
     path = folder / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -131,10 +131,10 @@ def write_testbed_config(
             "rtp_end": ports.rtp_end,
             "ari": {
                 "url": f"http://{bind}:{ports.http}",
-                "password": _secret(folder, "ari"),
+                "password": generated_secret(folder, "ari"),
                 "app": "callcontrol",
             },
-            "ami": {"host": bind, "port": ports.ami, "password": _secret(folder, "ami")},
+            "ami": {"host": bind, "port": ports.ami, "password": generated_secret(folder, "ami")},
             "recordings_dir": str(work_dir / "recordings"),
             "spool_recording_dir": str(spool_recording_dir),
         },
@@ -149,11 +149,11 @@ def write_testbed_config(
                 "id": agent_id,
                 "name": f"Agent {agent_id}",
                 "endpoint": f"agent-{agent_id}",
-                "password": _secret(folder, f"agent-{agent_id}"),
+                "password": generated_secret(folder, f"agent-{agent_id}"),
             }
             for agent_id in agent_ids
         ],
-        "callers": [{"id": "caller", "password": _secret(folder, "caller")}],
+        "callers": [{"id": "caller", "password": generated_secret(folder, "caller")}],
         "run": {"pid_file": str(work_dir / "run" / "callcontrol.pid")},
     }
     path = work_dir / "callcontrol.yaml"
