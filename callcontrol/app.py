@@ -17,11 +17,13 @@ import asyncio
 import os
 import signal
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcontrol.acd.connect import serve_in_queue
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.facade import ApiFacade
 from callcontrol.api.server import build_app
@@ -88,7 +90,7 @@ class App:
         self.calls = CallManager(
             self.telephony, self.store, self.router, self.flows.run_call,
             call_max_seconds=config.run.call_max_seconds,
-            queue_handler=self.acd.queue_handler,
+            queue_handler=partial(serve_in_queue, acd=self.acd.core),
             dial_handler=DialStep(self.acd.roster, config),
             feature_handler=self.acd.feature_codes.start,
             recovering=lambda: self.recovery.busy,

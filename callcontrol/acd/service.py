@@ -1,12 +1,12 @@
 """The ACD on the daemon: wires :class:`~callcontrol.acd.router.Acd` (queues and routing) to
 the PBX, the call router and the rest of the daemon; each job lives in its own module:
 
-    caller task (flow ``queue`` step)  --> queue_handler --> connect.serve_in_queue
+    caller task (flow ``queue`` step)  --> connect.serve_in_queue (wired by the app)
     agents, headsets, agent actions    --> roster.AgentRoster (also the dial step's DialAgents)
     ACD callback legs                  --> callback.CallbackLegs: claimed in the call router,
                                            pumped to callback.CallbackRunner
     ChannelEntered("feature", ...)     --> feature_codes.FeatureCodes
-    today's queue figures              --> stats.TodayLog, stats.queues_json
+    today's queue figures              --> stats.TodayLog (shaped by api.facade)
     daemon restart                     --> restore_agents, restore_callbacks (start),
                                            adoption (recovery): adopt, callback_store
 
@@ -28,12 +28,10 @@ from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption, restor
 from callcontrol.acd.agents import AgentBoard
 from callcontrol.acd.callback import CallbackLegs, CallbackTelephony, callback_bridge_id
 from callcontrol.acd.callback_store import RestoredCallbacks, restore_callbacks
-from callcontrol.acd.connect import serve_in_queue
 from callcontrol.acd.feature_codes import FeatureCodes
 from callcontrol.acd.roster import AgentRoster
 from callcontrol.acd.router import Acd
-from callcontrol.acd.stats import TodayLog, queues_json
-from callcontrol.calls.context import CallContext, QueueRequest, QueueResult
+from callcontrol.acd.stats import TodayLog
 from callcontrol.calls.inbox import AcdMessage
 from callcontrol.calls.router import EventRouter
 from callcontrol.clock import utcnow
@@ -105,16 +103,6 @@ class AcdService:
         if not self.router.post(event):
             _log.debug("acd_event_unrouted", channel_id=event.channel_id,
                        event=type(event).__name__)
-
-    # -- calls --------------------------------------------------------------------------------
-
-    async def queue_handler(self, session: CallContext, request: QueueRequest) -> QueueResult:
-        """A flow's ``queue`` step: the caller's stay in the queue (in the caller's task)."""
-        return await serve_in_queue(session, request, self.core)
-
-    def queues_json(self) -> list[dict[str, Any]]:
-        """Every queue: live figures and today's figures (docs/queue-statistics.md)."""
-        return queues_json(self.core, self.today)
 
     # -- after a daemon restart (callcontrol.acd.adopt) -------------------------------------
 

@@ -8,7 +8,7 @@ events), with the definitions written in ``docs/queue-statistics.md``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -147,7 +147,7 @@ async def queue_period_stats(
 
 class TodayLog:
     """The log the ACD writes to: passes every record on and keeps the ACD's records of the
-    current day (site time zone), from which :func:`queues_json` computes the day's
+    current day (site time zone), from which the API facade computes the day's
     figures with the same function as any period report."""
 
     def __init__(self, inner: InteractionLog, tz: ZoneInfo) -> None:
@@ -172,17 +172,3 @@ def _midnight(at: datetime, tz: ZoneInfo) -> datetime:
     local = at.astimezone(tz)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
-
-def queues_json(core: Acd, log: TodayLog) -> list[dict[str, Any]]:
-    """Every queue: live figures and today's figures (docs/queue-statistics.md)."""
-    live = live_stats(core)
-    start = log.day_start
-    end = start + timedelta(days=1)
-    result = []
-    for name, line in core.lines.items():
-        today = period_stats(log.records, name, line.config, start, end)
-        body = asdict(today)
-        body.pop("queue")
-        result.append({"name": name, "strategy": line.config.strategy, **live[name],
-                       "today": {"since": start.isoformat(), **body}})
-    return result

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcontrol.acd.agents import AgentStateError
 from callcontrol.acd.directory import AgentDirectory, NewAgent
 from callcontrol.acd.service import AcdService
-from callcontrol.acd.stats import queue_period_stats
+from callcontrol.acd.stats import live_stats, period_stats, queue_period_stats
 from callcontrol.calls.manager import CallManager
 from callcontrol.config import Config
 from callcontrol.errors import InvalidRequest, WrongState
@@ -88,7 +88,18 @@ class ApiFacade:
         return self.acd.roster.agents_json()
 
     def queues(self) -> list[dict[str, Any]]:
-        return self.acd.queues_json()
+        """Every queue: live figures and today's figures (docs/queue-statistics.md)."""
+        core, today = self.acd.core, self.acd.today
+        live = live_stats(core)
+        start = today.day_start
+        end = start + timedelta(days=1)
+        result = []
+        for name, line in core.lines.items():
+            body = asdict(period_stats(today.records, name, line.config, start, end))
+            body.pop("queue")
+            result.append({"name": name, "strategy": line.config.strategy, **live[name],
+                           "today": {"since": start.isoformat(), **body}})
+        return result
 
     def agent_action(self, agent_id: str, action: str, reason: str | None) -> dict[str, Any]:
         return self.acd.roster.agent_action(agent_id, action, reason)
