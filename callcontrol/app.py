@@ -86,13 +86,14 @@ class App:
         self.flows = FlowService(config, to_pbx=paths.to_pbx, stock_sounds=stock_sounds)
         self.headset_status = AmiHeadsets(self.ami)
         self.acd = build_acd(config, self.telephony, self.store, self.router,
+                             lambda *call: self.calls.start_service(*call),
                              contacts=self.headset_status)
         self.calls = CallManager(
             self.telephony, self.store, self.router, self.flows.run_call,
             call_max_seconds=config.run.call_max_seconds,
             queue_handler=partial(serve_in_queue, acd=self.acd.core),
             dial_handler=DialStep(self.acd.roster, config),
-            feature_handler=self.acd.feature_codes.start,
+            feature_handler=self.acd.feature_codes.run,
             recovering=lambda: self.recovery.busy,
         )
         self.headsets = AgentsInclude(pbx_etc_dir, self._reload_pjsip)

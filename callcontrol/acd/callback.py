@@ -1,12 +1,12 @@
 """Callback tasks: call the agent first, then the customer, and bridge them.
 
-The router starts one task per callback entry it offers an agent to; the runner owns those tasks
-(cancelled on shutdown or when the entry is merged away) and the inboxes of their channels: the
-app hands it every event of a channel it created (:meth:`CallbackRunner.deliver`). A customer leg
-that fails is retried after ``callback_retry_delay`` up to ``callback_attempts`` times, the entry
-keeping its place; an agent that does not answer counts as a no-answer and the entry is offered
-to the next agent. Every exit path hangs up what it created and returns the agent to a rest
-state.
+The router starts one task per callback entry it offers an agent to; each runs on a service call
+(a call session with no row, started by the call manager) that owns both legs in the call router
+before either exists. The runner keeps those tasks (cancelled on shutdown or when the entry is
+merged away). A customer leg that fails is retried after ``callback_retry_delay`` up to
+``callback_attempts`` times, the entry keeping its place; an agent that does not answer counts as
+a no-answer and the entry is offered to the next agent. Every exit path hangs up what it created
+and returns the agent to a rest state.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from callcontrol.acd.agents import AgentState
 from callcontrol.acd.queues import QueueEntry
 from callcontrol.calls.context import Deadline
-from callcontrol.calls.inbox import Inbox, InboxMessage, inbox_reader
-from callcontrol.calls.router import EventRouter
+from callcontrol.calls.inbox import Inbox, inbox_reader
+from callcontrol.calls.session import CallSession, ServiceCalls
 from callcontrol.errors import TelephonyError
 from callcontrol.telephony import (
     ChannelEntered,
@@ -42,16 +42,21 @@ def callback_bridge_id(call_id: str) -> str:
 
 
 class CallbackRunner:
-    """The ACD's callback tasks and the inboxes of their channels."""
+    """The ACD's callback tasks, each on a service call of ``services``."""
 
-    def __init__(self, acd: Acd) -> None:
+    def __init__(self, acd: Acd, services: ServiceCalls) -> None:
         self._acd = acd
+        self._services = services
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._legs = EventRouter()  # each running callback's legs -> its inbox
 
     def start(self, entry: QueueEntry, agent_id: str) -> None:
         """Start connecting ``agent_id`` with the customer of a callback entry."""
-        task = asyncio.create_task(self._run(entry, agent_id), name=f"callback-{entry.entry_id}")
+        base = f"{entry.call_id}-cb{entry.callback_attempts + 1}-{agent_id}"
+        customer_leg = f"{base}-customer"
+        task = self._services(
+            f"callback-{base}", [f"{base}-agent", customer_leg],
+            lambda session: self._run(session, entry, agent_id, customer_leg),
+        )
         self._tasks[entry.entry_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(entry.entry_id, None))
 
@@ -60,10 +65,6 @@ class CallbackRunner:
         task = self._tasks.get(entry.entry_id)
         if task is not None:
             task.cancel()
-
-    def deliver(self, event: InboxMessage) -> bool:
-        """Hand an event to the callback owning its channel; False when none owns it."""
-        return self._legs.post(event)
 
     async def wait_idle(self) -> None:
         """Wait until no callback task runs (for tests and shutdown)."""
@@ -76,17 +77,17 @@ class CallbackRunner:
             task.cancel()
         await self.wait_idle()
 
-    async def _run(self, entry: QueueEntry, agent_id: str) -> None:
-        acd, tel, settings = self._acd, self._acd.telephony, self._acd.settings
+    async def _run(
+        self, session: CallSession, entry: QueueEntry, agent_id: str, customer_leg: str,
+    ) -> None:
+        """One attempt: the session owns the agent leg (its channel) and ``customer_leg``."""
+        acd, tel, settings = self._acd, session.telephony, self._acd.settings
         agent = acd.board.get(agent_id)
         config = acd.queue_config(entry.queue)
         attempt = entry.callback_attempts + 1
-        base = f"{entry.call_id}-cb{attempt}-{agent_id}"
-        agent_leg, customer_leg = f"{base}-agent", f"{base}-customer"
+        agent_leg = session.channel_id
         bridge_id = callback_bridge_id(entry.call_id)
-        inbox: Inbox = asyncio.Queue()
-        self._legs.claim(agent_leg, inbox)
-        self._legs.claim(customer_leg, inbox)
+        inbox = session.inbox
         created: list[str] = []
         bridged_at: float | None = None
         loop = asyncio.get_running_loop()
@@ -144,9 +145,7 @@ class CallbackRunner:
             if entry in acd.lines[entry.queue]:
                 acd.callback_failed(entry, "error")
         finally:
-            for channel in (agent_leg, customer_leg):
-                self._legs.release(channel)
-            await _clean_up(acd, created, bridge_id if bridged_at is not None else None)
+            await _clean_up(tel, created, bridge_id if bridged_at is not None else None)
             _settle_agent(acd, entry, agent_id, bridged_at, loop.time())
 
 
@@ -181,14 +180,14 @@ async def _wait_hangup(inbox: Inbox, legs: set[str]) -> str:
             return event.channel_id
 
 
-async def _clean_up(acd: Acd, channels: list[str], bridge_id: str | None) -> None:
+async def _clean_up(tel: Telephony, channels: list[str], bridge_id: str | None) -> None:
     """Hang up the legs still up and destroy the bridge; gone objects are not errors."""
     for channel in channels:
         with contextlib.suppress(TelephonyError):
-            await acd.telephony.hangup(channel)
+            await tel.hangup(channel)
     if bridge_id is not None:
         with contextlib.suppress(TelephonyError):
-            await acd.telephony.destroy_bridge(bridge_id)
+            await tel.destroy_bridge(bridge_id)
 
 
 def _settle_agent(
@@ -208,59 +207,3 @@ def _settle_agent(
                            talk_s=now - bridged_at)
     acd.wake()
 
-
-class CallbackTelephony:
-    """The telephony port as the ACD's own callback tasks use it: every channel they create is
-    claimed in the event router for the service's inbox before it exists."""
-
-    def __init__(self, inner: Telephony, claim: Callable[[str], None],
-                 release: Callable[[str], None]) -> None:
-        self._inner = inner
-        self._claim = claim
-        self._release = release
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def create_channel(
-        self,
-        endpoint: str,
-        channel_id: str,
-        app_args: Sequence[str],
-        *,
-        caller_id: str | None = None,
-        variables: Mapping[str, str] | None = None,
-    ) -> None:
-        """Claim ``channel_id``, then create it (released again when creation fails)."""
-        self._claim(channel_id)
-        try:
-            await self._inner.create_channel(endpoint, channel_id, app_args,
-                                             caller_id=caller_id, variables=variables)
-        except BaseException:
-            self._release(channel_id)
-            raise
-
-
-class CallbackLegs:
-    """The inbox of every callback leg: claimed in the call router before the leg exists,
-    pumped to the ACD's :class:`CallbackRunner` (:meth:`pump`, a task of the ACD service)."""
-
-    def __init__(self, router: EventRouter) -> None:
-        self.router = router
-        self.inbox: Inbox = asyncio.Queue()
-
-    def claim(self, channel_id: str) -> None:
-        """Route ``channel_id``'s events to the callback legs' inbox."""
-        self.router.claim(channel_id, self.inbox)
-
-    def release(self, channel_id: str) -> None:
-        """Stop routing ``channel_id``'s events here."""
-        self.router.release(channel_id, self.inbox)
-
-    async def pump(self, runner: CallbackRunner) -> None:
-        """Hand every leg event to the callback task owning the leg (forever)."""
-        while True:
-            event = await self.inbox.get()
-            runner.deliver(event)
-            if isinstance(event, ChannelHungUp):
-                self.release(event.channel_id)

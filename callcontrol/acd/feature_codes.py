@@ -1,32 +1,23 @@
 """Headset feature codes: an agent dials ``*45`` (login), ``*46`` (pause)... from the headset.
 
-    ChannelEntered("feature", CODE, ENDPOINT) --> FeatureCodes.start --> one owned task:
-        board.feature_code -> answer -> the confirmation sound -> hang up
+    ChannelEntered("feature", CODE, ENDPOINT) --> the call manager: a service call -->
+        FeatureCodes.run: board.feature_code -> answer -> the confirmation sound -> hang up
 
-The channel's events reach the task through its own inbox, claimed in the call router.
+The call is a call session with no row (the manager owns its task); it reads its channel's
+events like any call.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from callcontrol.acd.agents import AgentState, AgentStateError
 from callcontrol.acd.router import Acd
-from callcontrol.calls.context import Deadline, playback_id
-from callcontrol.calls.inbox import Inbox, inbox_reader
-from callcontrol.calls.router import EventRouter
+from callcontrol.calls.context import CallerHungUp, play_and_wait
+from callcontrol.calls.session import CallSession
 from callcontrol.errors import TelephonyError
 from callcontrol.logging import get_logger
-from callcontrol.telephony import (
-    ChannelEntered,
-    ChannelHungUp,
-    ChannelLeftApp,
-    PlaybackFinished,
-    Telephony,
-)
+from callcontrol.telephony import ChannelEntered
 
 _log = get_logger(__name__)
 
@@ -42,25 +33,14 @@ a beep: the change waits for the current call to end)."""
 FEATURE_ERROR_SOUND = ("sound:beeperr",)
 FEATURE_PLAY_TIMEOUT = 10.0
 
-Owner = Callable[[Coroutine[Any, Any, None], str], None]
-
-
 class FeatureCodes:
-    """Runs feature-code calls; ``own`` makes each task the ACD service's (cancelled at close)."""
+    """Runs feature-code calls (the call manager's ``feature_handler``)."""
 
-    def __init__(self, core: Acd, telephony: Telephony, router: EventRouter, own: Owner) -> None:
+    def __init__(self, core: Acd) -> None:
         self.core = core
-        self.telephony = telephony
-        self.router = router
-        self._own = own
 
-    def start(self, event: ChannelEntered) -> None:
+    async def run(self, session: CallSession, event: ChannelEntered) -> None:
         """A headset dialed a feature code (Stasis args ``feature, CODE, ENDPOINT``)."""
-        inbox: Inbox = asyncio.Queue()
-        self.router.claim(event.channel_id, inbox)
-        self._own(self._run(event, inbox), f"feature-{event.channel_id}")
-
-    async def _run(self, event: ChannelEntered, inbox: Inbox) -> None:
         channel = event.channel_id
         code = event.args[1] if len(event.args) > 1 else ""
         endpoint = event.args[2] if len(event.args) > 2 else ""
@@ -73,23 +53,12 @@ class FeatureCodes:
                 media = FEATURE_ERROR_SOUND
                 _log.warning("feature_code_refused", endpoint=endpoint, code=code,
                              error=str(exc))
-            await self.telephony.answer(channel)
-            playback = playback_id(channel, 1, "feature")
-            await self.telephony.play(channel, media, playback)
-            await _wait_playback(inbox, channel, playback, FEATURE_PLAY_TIMEOUT)
+            await session.telephony.answer(channel)
+            await play_and_wait(session, media, session.next_playback_id("feature"),
+                                FEATURE_PLAY_TIMEOUT)
+        except CallerHungUp:
+            pass
         except TelephonyError as exc:
             _log.warning("feature_code_failed", channel_id=channel, error=str(exc))
         finally:
-            with contextlib.suppress(TelephonyError):
-                await self.telephony.hangup(channel)
-            self.router.release(channel, inbox)
-
-
-async def _wait_playback(inbox: Inbox, channel: str, playback: str, seconds: float) -> None:
-    """Until ``playback`` ends or ``channel`` hangs up, at most ``seconds``."""
-    deadline, read = Deadline(seconds), inbox_reader(inbox)
-    while (event := await deadline.next(read)) is not None:
-        if isinstance(event, PlaybackFinished) and event.playback_id == playback:
-            return
-        if event.channel_id == channel and isinstance(event, ChannelHungUp | ChannelLeftApp):
-            return
+            await session.hang_up_unless_ended("completed")

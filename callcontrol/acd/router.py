@@ -33,11 +33,11 @@ from callcontrol.acd.events import (
 from callcontrol.acd.queues import QueueEntry, QueueFull, WaitingLine
 from callcontrol.acd.strategies import RoundRobin, Strategy, has_skills, make_strategy
 from callcontrol.calls.inbox import AcdMessage
+from callcontrol.calls.session import ServiceCalls
 from callcontrol.clock import utcnow
 from callcontrol.config import AcdConfig, AgentConfig, QueueConfig
 from callcontrol.logging import get_logger
 from callcontrol.store.records import CallEvent, InteractionLog
-from callcontrol.telephony import Telephony
 
 _log = get_logger(__name__)
 
@@ -52,7 +52,7 @@ class Acd:
     """Owns the agents and the queues; the call session and the API talk to it.
 
     ``post`` delivers a domain event to the task of the call owning ``event.channel_id``.
-    ``telephony`` is used only by the ACD's own callback tasks.
+    ``services`` starts the service calls the ACD's own callback tasks run on.
     """
 
     def __init__(
@@ -62,14 +62,13 @@ class Acd:
         *,
         log: InteractionLog,
         post: Callable[[AcdMessage], None],
-        telephony: Telephony,
+        services: ServiceCalls,
         settings: AcdConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
         seed: int | None = None,
     ) -> None:
         self.settings = settings or AcdConfig()
         self.clock = clock
-        self.telephony = telephony
         self._log = log
         self._post = post
         self.board = AgentBoard(
@@ -88,7 +87,7 @@ class Acd:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._callbacks_held = False
-        self.callbacks = CallbackRunner(self)
+        self.callbacks = CallbackRunner(self, services)
 
     # -- lifecycle --------------------------------------------------------------------------
 

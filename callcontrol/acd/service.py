@@ -3,14 +3,16 @@ the PBX, the call router and the rest of the daemon; each job lives in its own m
 
     caller task (flow ``queue`` step)  --> connect.serve_in_queue (wired by the app)
     agents, headsets, agent actions    --> roster.AgentRoster (also the dial step's DialAgents)
-    ACD callback legs                  --> callback.CallbackLegs: claimed in the call router,
-                                           pumped to callback.CallbackRunner
-    ChannelEntered("feature", ...)     --> feature_codes.FeatureCodes
+    ACD callbacks                      --> callback.CallbackRunner, on service calls
+                                           (sessions) the call manager starts
+    ChannelEntered("feature", ...)     --> feature_codes.FeatureCodes.run, on a service
+                                           call the call manager starts
     today's queue figures              --> stats.TodayLog (shaped by api.facade)
     daemon restart                     --> restore_agents, restore_callbacks (start),
                                            adoption (recovery): adopt, callback_store
 
-Every task here is owned by :class:`AcdService` and cancelled by :meth:`AcdService.close`.
+The router task and the callback-release task are owned by :class:`AcdService` and cancelled
+by :meth:`AcdService.close`; call sessions are the call manager's.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption, restore_agents
 from callcontrol.acd.agents import AgentBoard
-from callcontrol.acd.callback import CallbackLegs, CallbackTelephony, callback_bridge_id
+from callcontrol.acd.callback import callback_bridge_id
 from callcontrol.acd.callback_store import RestoredCallbacks, restore_callbacks
 from callcontrol.acd.feature_codes import FeatureCodes
 from callcontrol.acd.roster import AgentRoster
@@ -34,6 +36,7 @@ from callcontrol.acd.router import Acd
 from callcontrol.acd.stats import TodayLog
 from callcontrol.calls.inbox import AcdMessage
 from callcontrol.calls.router import EventRouter
+from callcontrol.calls.session import ServiceCalls
 from callcontrol.clock import utcnow
 from callcontrol.config import Config
 from callcontrol.errors import TelephonyError
@@ -53,6 +56,7 @@ class AcdService:
         telephony: Telephony,
         log: InteractionLog,
         router: EventRouter,
+        services: ServiceCalls,
         *,
         contacts: HeadsetStatus | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -61,26 +65,22 @@ class AcdService:
         self.telephony = telephony
         self.router = router
         self.today = TodayLog(log, ZoneInfo(config.site.timezone))
-        self.callback_legs = CallbackLegs(router)
         self.core = Acd(
-            config.agents, config.queues, log=self.today, post=self._post,
-            telephony=CallbackTelephony(telephony, self.callback_legs.claim,
-                                        self.callback_legs.release),
+            config.agents, config.queues, log=self.today, post=self._post, services=services,
             settings=config.acd, clock=clock, seed=config.acd.random_seed,
         )
         self.roster = AgentRoster(self.core, contacts)
-        self.feature_codes = FeatureCodes(self.core, telephony, router, self._own)
+        self.feature_codes = FeatureCodes(self.core)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the router task and the pump of callback-leg events."""
+        """Start the router task."""
         await self.core.start()
-        self._own(self.callback_legs.pump(self.core.callbacks), "acd-callback-events")
 
     async def close(self) -> None:
-        """Stop the router, callbacks, feature-code tasks and wrap-up timers."""
+        """Stop the router, callbacks and wrap-up timers."""
         await self.core.stop()
         tasks = list(self._tasks)
         for task in tasks:
@@ -155,9 +155,11 @@ def build_acd(
     telephony: Telephony,
     log: InteractionLog,
     router: EventRouter,
+    services: ServiceCalls,
     *,
     contacts: HeadsetStatus | None = None,
 ) -> AcdService:
-    """The daemon's ACD: agents and queues from ``config``, callback legs claimed in
-    ``router``, headset reachability read from ``contacts`` (the AMI adapter)."""
-    return AcdService(config, telephony, log, router, contacts=contacts)
+    """The daemon's ACD: agents and queues from ``config``, its messages posted through
+    ``router``, callbacks run on ``services`` (the call manager's service calls), headset
+    reachability read from ``contacts`` (the AMI adapter)."""
+    return AcdService(config, telephony, log, router, services, contacts=contacts)

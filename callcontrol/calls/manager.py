@@ -3,7 +3,9 @@
     ChannelEntered(args=("inbound", ...)) --> start_inbound --> task:
         CallOpened -> answer -> flow runner (IVR, then ACD through enter_queue)
         -> hang up what is still up -> CallClosed(outcome)   (always, in finally)
-    ChannelEntered(args=("feature", ...)) --> the feature-code handler (the ACD)
+    ChannelEntered(args=("feature", ...)) --> start_service --> task: the feature-code
+        handler (the ACD) on a service call (a session with no row)
+    the ACD's callback (agent leg, customer leg) --> start_service --> task: the callback
     recovery (a call a previous daemon left open) --> adopt --> task: the given runner
         (the ACD's adoption) instead of answer + flow, then the same end
 
@@ -27,6 +29,7 @@ from callcontrol.calls.session import (
     DialHandler,
     FlowRunner,
     QueueHandler,
+    ServiceBody,
 )
 from callcontrol.clock import utcnow
 from callcontrol.errors import NotFound, PbxUnreachable, TelephonyError
@@ -36,7 +39,8 @@ from callcontrol.telephony import ChannelEntered, Telephony, TelephonyEvent
 
 log = get_logger("callcontrol.calls")
 
-FeatureHandler = Callable[[ChannelEntered], None]
+FeatureHandler = Callable[[CallSession, ChannelEntered], Awaitable[None]]
+"""Runs a headset's feature-code call (the ACD's): the session owns the channel."""
 
 
 class CallManager:
@@ -70,6 +74,7 @@ class CallManager:
         router.unowned = self.new_channel
         self.sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._services: dict[str, asyncio.Task[None]] = {}
         self.accepting = True
 
     @property
@@ -87,7 +92,9 @@ class CallManager:
         if role == "inbound":
             self.start_inbound(event)
         elif role == "feature" and self.feature_handler is not None:
-            self.feature_handler(event)
+            handler = self.feature_handler
+            self.start_service(f"feature-{event.channel_id}", [event.channel_id],
+                               lambda session: handler(session, event))
         elif not self.recovering():
             log.warning("unexpected_channel", channel_id=event.channel_id, args=event.args)
             self.hang_up_stray(event.channel_id)
@@ -137,8 +144,30 @@ class CallManager:
                                                    name=f"call-{call_id}")
         return session
 
+    def start_service(
+        self, key: str, channels: Sequence[str], body: ServiceBody,
+    ) -> asyncio.Task[None]:
+        """Run a service call (a feature code, an ACD callback's legs): a session with no row
+        owning ``channels`` (claimed now, before any of them exists) runs ``body`` in a task
+        the manager keeps until it ends (cancelled at the end of :meth:`drain`); its caller may
+        cancel it earlier. ``key`` names the session and its task."""
+        session = self._session(key, channels[0], "", "", "", keeps_row=False)
+        for channel_id in channels[1:]:
+            session.claim_channel(channel_id)
+        task = asyncio.create_task(self._run_service(session, body), name=key)
+        self._services[key] = task
+        return task
+
+    async def _run_service(self, session: CallSession, body: ServiceBody) -> None:
+        try:
+            await body(session)
+        finally:
+            session.close("completed")
+            session.release_all()
+            self._services.pop(session.call_id, None)
+
     def _session(self, call_id: str, channel_id: str, caller_number: str, caller_name: str,
-                 extension: str, playbacks: int = 0) -> CallSession:
+                 extension: str, playbacks: int = 0, *, keeps_row: bool = True) -> CallSession:
         return CallSession(
             call_id=call_id,
             channel_id=channel_id,
@@ -151,6 +180,7 @@ class CallManager:
             queue_handler=self.queue_handler,
             dial_handler=self.dial_handler,
             playback_seq=playbacks,
+            keeps_row=keeps_row,
         )
 
     def hang_up_stray(self, channel_id: str) -> None:
@@ -225,7 +255,7 @@ class CallManager:
 
     async def drain(self, grace: float) -> None:
         """Stop taking calls, let calls finish for ``grace`` seconds, then hand the rest to
-        the dialplan fallback (closed as ``interrupted``)."""
+        the dialplan fallback (closed as ``interrupted``); last, cancel the service calls."""
         self.accepting = False
         tasks = list(self._tasks.values())
         if tasks:
@@ -240,3 +270,8 @@ class CallManager:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=2.0)
+        services = list(self._services.values())
+        for task in services:  # their clean-up hangs up what they created
+            task.cancel()
+        if services:
+            await asyncio.wait(services, timeout=5.0)

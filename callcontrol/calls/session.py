@@ -10,9 +10,12 @@ table). What ended the call early (an abort, a PBX shutdown) is kept as :attr:`a
 outcome wins over the flow's.
 
 The session implements :class:`~callcontrol.calls.context.CallContext`: the flow engine and the
-ACD see the call only through it. Messages for the call's channels arrive in its inbox (routed by
-:class:`~callcontrol.calls.router.EventRouter`); nothing else touches the call's state, so there
-are no locks. :class:`~callcontrol.calls.manager.CallManager` runs the task.
+ACD see the call only through it. A *service call* (a headset's feature code, the two legs of an
+ACD callback) is a session too, one with no row of its own (``keeps_row=False``): it owns its
+channels in the same router and reads the same kind of inbox. Messages for the call's channels
+arrive in its inbox (routed by :class:`~callcontrol.calls.router.EventRouter`); nothing else
+touches the call's state, so there are no locks. :class:`~callcontrol.calls.manager.CallManager`
+runs the task.
 """
 
 from __future__ import annotations
@@ -117,6 +120,9 @@ class TrackedTelephony:
 QueueHandler = Callable[["CallSession", QueueRequest], Awaitable[QueueResult]]
 DialHandler = Callable[["CallSession", DialRequest], Awaitable[str]]
 FlowRunner = Callable[["CallSession"], Awaitable[Outcome]]
+ServiceBody = Callable[["CallSession"], Awaitable[None]]
+ServiceCalls = Callable[[str, Sequence[str], ServiceBody], "asyncio.Task[None]"]
+"""Starts a service call: ``(key, channels, body)`` -> its task (``CallManager.start_service``)."""
 
 
 @dataclass
@@ -140,6 +146,8 @@ class CallSession(PlaybackIds):
     # Set when the daemon or the PBX ended the call: its outcome wins over the flow's.
     aborted: CallAborted | None = None
     playback_seq: int = 0
+    # False for a service call (feature code, callback legs): no row, no timeline of its own
+    keeps_row: bool = True
     _pushed: collections.deque[InboxEvent] = field(default_factory=collections.deque)
     _claimed: set[str] = field(default_factory=set)
     telephony: Telephony = field(init=False)
@@ -206,8 +214,9 @@ class CallSession(PlaybackIds):
         self.router.release(channel_id, self.inbox)
 
     def log(self, kind: str, **data: Any) -> None:
-        """Append an entry to this call's timeline."""
-        self.interaction_log.append(CallEvent(call_id=self.call_id, kind=kind, data=data))
+        """Append an entry to this call's timeline (a service call keeps none)."""
+        if self.keeps_row:
+            self.interaction_log.append(CallEvent(call_id=self.call_id, kind=kind, data=data))
 
     def update_call(self, **fields: Any) -> None:
         """Change fields of this call's row."""
@@ -251,14 +260,15 @@ class CallSession(PlaybackIds):
             self.release_channel(channel_id)
 
     def close(self, outcome: Outcome, hangup_cause: str = "", reason: str = "") -> None:
-        """Write the call's final row (once)."""
+        """Write the call's final row (once; a service call has none)."""
         if self.state is CallState.CLOSED:
             return
         self._move(CallState.CLOSED)
-        self.interaction_log.append(
-            CallClosed(call_id=self.call_id, outcome=outcome, hangup_cause=hangup_cause,
-                       reason=reason)
-        )
+        if self.keeps_row:
+            self.interaction_log.append(
+                CallClosed(call_id=self.call_id, outcome=outcome, hangup_cause=hangup_cause,
+                           reason=reason)
+            )
 
 
 async def quietly(aw: Awaitable[None]) -> None:

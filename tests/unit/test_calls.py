@@ -243,3 +243,48 @@ async def test_the_lifecycle_follows_its_one_table() -> None:
     assert all(CallState.LIVE not in targets for targets in TRANSITIONS.values())
     with pytest.raises(CallStateError):
         session._move(CallState.GONE)  # closed is final
+
+
+async def test_a_feature_code_runs_on_a_service_call_that_owns_its_channel() -> None:
+    """A headset's feature code is a session like any call: it owns its channel in the one
+    router while its handler runs, writes no call row, and lets the channel go at its end."""
+    tel, log, router = FakeTelephony(), MemoryLog(), EventRouter()
+    seen: list[object] = []
+
+    async def feature(session: CallSession, event: ChannelEntered) -> None:
+        assert router.owns(event.channel_id) and not session.keeps_row
+        await play_and_wait(session, ["sound:beep"], session.next_playback_id("feature"), 1.0)
+        seen.append(event.args)
+        session.log("ignored")  # a service call keeps no timeline
+
+    manager = CallManager(tel, log, router, no_flow_runner, feature_handler=feature)
+    router.deliver(ChannelEntered(channel_id="f1", args=("feature", "*46", "ep-a1")))
+    assert router.owns("f1")
+    router.deliver(PlaybackFinished(channel_id="f1", playback_id="pb-f1-feature-1"))
+    await asyncio.wait_for(manager._services["feature-f1"], 5)
+    assert seen == [("feature", "*46", "ep-a1")]
+    assert not router.owns("f1") and log.records == []
+
+
+async def test_drain_cancels_the_service_calls_last() -> None:
+    tel, log, router = FakeTelephony(), MemoryLog(), EventRouter()
+    manager = CallManager(tel, log, router, no_flow_runner)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def forever(_session: CallSession) -> None:
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    task = manager.start_service("cb-1", ["cb-1-agent", "cb-1-customer"], forever)
+    assert router.owns("cb-1-agent") and router.owns("cb-1-customer")
+    await asyncio.wait_for(started.wait(), 5)
+    await manager.drain(0.1)
+    assert task.cancelled() and cancelled.is_set()
+    assert router.owned_channels() == []
+
+
+async def no_flow_runner(_session: CallSession) -> Outcome:
+    raise AssertionError("a service call never runs the flow")

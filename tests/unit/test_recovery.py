@@ -96,11 +96,11 @@ async def _scenario(engine: Any, store: StoreWriter) -> None:
     router = EventRouter()
     agents = [AgentConfig(id=a, name=a, endpoint=f"ep-{a}", password=SecretRef(env="X"),
                           queues=["q"]) for a in ("a1", "a2")]
+    calls = CallManager(tel, store, router, no_flow)
     acd = Acd(agents, {"q": QueueConfig(wrap_up=0)}, log=store, post=router.post,
-              telephony=tel)
+              services=calls.start_service)
     acd.board.restore("a1", "on_call", call_id="talk", queue="q")
     acd.board.restore("a2", "on_call", call_id="ended-long-ago", queue="q")
-    calls = CallManager(tel, store, router, no_flow)
     imports: list[object] = []
 
     class Ledger:

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 
 from callcontrol.acd.router import Acd
+from callcontrol.calls.manager import CallManager
+from callcontrol.calls.router import EventRouter
+from callcontrol.calls.session import CallSession
 from callcontrol.config import AcdConfig, AgentConfig, QueueConfig, SecretRef
 from callcontrol.fake_telephony import FakeTelephony
-from callcontrol.store.records import AgentEvent, CallEvent, Record
+from callcontrol.store.records import AgentEvent, CallEvent, Outcome, Record
 from callcontrol_testing.fake_call import FakeSwitch
 
 SECRET = SecretRef(env="UNUSED")
@@ -71,13 +74,22 @@ async def wait_for(predicate: Callable[[], bool], within: float = 3.0) -> None:
             await asyncio.sleep(0.005)
 
 
+async def no_flow(_session: CallSession) -> Outcome:
+    """The flow runner of a call manager whose calls never run a flow."""
+    raise AssertionError("this call manager runs no flow")
+
+
 class Harness:
-    """An Acd wired to a FakeSwitch and a ListLog."""
+    """An Acd wired to a FakeSwitch and a ListLog; its callbacks run on service calls of a
+    real :class:`CallManager` whose router takes what the switch's calls do not own."""
 
     def __init__(self) -> None:
         self.telephony = FakeTelephony()
         self.switch = FakeSwitch(self.telephony)
         self.log = ListLog()
+        self.router = EventRouter()
+        self.calls = CallManager(self.telephony, self.log, self.router, no_flow)
+        self.switch.fallback = self.router.post
         self.acd: Acd | None = None
         self.tasks: list[asyncio.Task[Any]] = []
 
@@ -85,8 +97,7 @@ class Harness:
                     *, login: bool = True, **kw: Any) -> Acd:
         kw.setdefault("settings", AcdConfig(callback_retry_delay=0.2, callback_ring_timeout=0.3))
         acd = Acd(agents, queues, log=self.log, post=self.switch.post,
-                  telephony=self.telephony, **kw)
-        self.switch.fallback = acd.callbacks.deliver
+                  services=self.calls.start_service, **kw)
         self.acd = acd
         if login:
             for a in agents:

@@ -16,15 +16,13 @@ from typing import Any
 from callcontrol.acd.adopt import plan_adoption, queue_state, restore_agents
 from callcontrol.acd.agents import AgentState
 from callcontrol.acd.router import Acd
-from callcontrol.calls.manager import CallManager
-from callcontrol.calls.router import EventRouter
 from callcontrol.calls.session import CallSession
 from callcontrol.clock import utcnow
 from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.migrations import upgrade
-from callcontrol.store.records import CallClosed, Outcome
+from callcontrol.store.records import CallClosed
 from callcontrol.store.tables import AgentEventRow
-from callcontrol.telephony import ChannelHungUp, ChannelInfo, TelephonyEvent
+from callcontrol.telephony import ChannelHungUp, ChannelInfo
 
 from .conftest import Harness, agent, queue, wait_for
 
@@ -62,16 +60,8 @@ class Daemon:
 
     def __init__(self, h: Harness, acd: Acd) -> None:
         self.h, self.acd = h, acd
-        self.router = EventRouter()
-        self.calls = CallManager(h.telephony, h.log, self.router, self._no_flow)
-        h.switch.fallback = self._route
-
-    @staticmethod
-    async def _no_flow(_session: CallSession) -> Outcome:
-        raise AssertionError("an adopted call never runs the flow")
-
-    def _route(self, event: TelephonyEvent) -> bool:
-        return self.router.post(event) or self.acd.callbacks.deliver(event) is None
+        self.router = h.router
+        self.calls = h.calls
 
     def adopt(self, call_id: str, timeline: list[Entry], channels: list[ChannelInfo],
               number: str = "") -> CallSession:
@@ -79,12 +69,9 @@ class Daemon:
                              caller_number=number, timeline=timeline,
                              channels={c.channel_id: c for c in channels})
         assert plan is not None
-        session = self.calls.adopt(call_id, f"{call_id}-caller", caller_number=number,
-                                   caller_name="", extension="100", runner=plan.runner,
-                                   playbacks=3)
-        for leg in plan.claims:
-            session.claim_channel(leg)
-        return session
+        return self.calls.adopt(call_id, f"{call_id}-caller", caller_number=number,
+                                caller_name="", extension="100", runner=plan.runner,
+                                playbacks=3, claims=plan.claims)
 
     async def closed(self, call_id: str) -> CallClosed:
         await asyncio.wait_for(self.calls._tasks[call_id], 5)

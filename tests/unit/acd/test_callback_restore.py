@@ -27,6 +27,8 @@ from callcontrol.acd.callback_store import (
     restore_callbacks,
 )
 from callcontrol.acd.router import Acd
+from callcontrol.calls.manager import CallManager
+from callcontrol.calls.router import EventRouter
 from callcontrol.clock import utcnow
 from callcontrol.config import AcdConfig
 from callcontrol.fake_telephony import FakeTelephony
@@ -37,7 +39,7 @@ from callcontrol.store.writer import StoreWriter
 from callcontrol.telephony import ChannelHungUp
 from callcontrol_testing.fake_call import FakeSwitch
 
-from .conftest import agent, queue, wait_for
+from .conftest import agent, no_flow, queue, wait_for
 from .test_adopt import Entry
 
 S = AgentState
@@ -51,6 +53,9 @@ class Generation:
         self.store = StoreWriter(engine, journal)
         self.telephony = FakeTelephony()
         self.switch = FakeSwitch(self.telephony)
+        self.router = EventRouter()
+        self.calls = CallManager(self.telephony, self.store, self.router, no_flow)
+        self.switch.fallback = self.router.post
         self.settings = settings
         self.acd: Acd | None = None
 
@@ -58,8 +63,8 @@ class Generation:
         self.store.start()
         await self.store.flush()  # the journal's replay, as the daemon's start does
         acd = Acd([agent("a1", ["q"])], {"q": queue()}, log=self.store,
-                  post=self.switch.post, telephony=self.telephony, settings=self.settings)
-        self.switch.fallback = acd.callbacks.deliver
+                  post=self.switch.post, services=self.calls.start_service,
+                  settings=self.settings)
         acd.board.login("a1")
         acd.board.pause("a1", "break")  # staffed, not free
         await acd.start()
