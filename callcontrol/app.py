@@ -55,7 +55,7 @@ class App:
         engine: AsyncEngine, pbx_etc_dir: Path,
     ) -> None:
         from callcontrol.acd.directory import AgentDirectory
-        from callcontrol.acd.service import build_acd
+        from callcontrol.acd.service import AcdService
         from callcontrol.ami.client import AmiClient
         from callcontrol.ami.headsets import AmiHeadsets
         from callcontrol.ari.adapter import AriTelephony
@@ -85,9 +85,9 @@ class App:
         self.paths = paths
         self.flows = FlowService(config, to_pbx=paths.to_pbx, stock_sounds=stock_sounds)
         self.headset_status = AmiHeadsets(self.ami)
-        self.acd = build_acd(config, self.telephony, self.store, self.router,
-                             lambda *call: self.calls.start_service(*call),
-                             contacts=self.headset_status)
+        self.acd = AcdService(config, self.telephony, self.store, self.router,
+                              lambda *call: self.calls.start_service(*call),
+                              contacts=self.headset_status)
         self.calls = CallManager(
             self.telephony, self.store, self.router, self.flows.run_call,
             call_max_seconds=config.run.call_max_seconds,

@@ -48,7 +48,9 @@ _log = get_logger(__name__)
 
 
 class AcdService:
-    """The ACD as the daemon runs it (see the module docstring)."""
+    """The ACD as the daemon runs it (see the module docstring): agents and queues from
+    ``config``, its messages posted through ``router``, callbacks run on ``services`` (the call
+    manager's service calls), headset reachability read from ``contacts`` (the AMI adapter)."""
 
     def __init__(
         self,
@@ -149,17 +151,3 @@ class AcdService:
         """Free agents restored ``on_call`` with a call that was not adopted."""
         return self.core.release_unadopted(live_call_ids)
 
-
-def build_acd(
-    config: Config,
-    telephony: Telephony,
-    log: InteractionLog,
-    router: EventRouter,
-    services: ServiceCalls,
-    *,
-    contacts: HeadsetStatus | None = None,
-) -> AcdService:
-    """The daemon's ACD: agents and queues from ``config``, its messages posted through
-    ``router``, callbacks run on ``services`` (the call manager's service calls), headset
-    reachability read from ``contacts`` (the AMI adapter)."""
-    return AcdService(config, telephony, log, router, services, contacts=contacts)

@@ -2,7 +2,8 @@
 
 The call session (:mod:`callcontrol.calls.session`) implements :class:`CallContext` for real
 calls; the flow simulator implements it with a fake telephony. A context belongs to one call
-task: no locks. :class:`Deadline` is the one way to wait for events until a point in time, and
+task: no locks. :class:`Deadline` is the one way to wait for events until a point in time
+(:class:`MediaWait` the same for a playback or a recording that is stopped at its deadline), and
 :func:`playback_id` the one scheme of playback ids.
 """
 
@@ -186,6 +187,39 @@ class Deadline:
     ) -> InboxMessage | None:
         """The next event ``read(timeout)`` gives before the deadline, else ``None``."""
         return await read(self.left())
+
+
+class MediaWait:
+    """Waiting for a playback or a recording to end: when ``seconds`` pass it is stopped
+    (``stop()``) and gets ``grace`` more seconds to report its end; :meth:`stop` does the same
+    earlier (a barge-in). :meth:`next` gives ``None`` once that grace is over; :attr:`expired`
+    says whether the deadline (not an early stop) stopped it."""
+
+    def __init__(self, seconds: float, stop: Callable[[], Awaitable[None]], grace: float) -> None:
+        self.deadline = Deadline(seconds)
+        self._stop = stop
+        self._grace = grace
+        self.stopped = False
+        self.expired = False
+
+    async def stop(self) -> None:
+        """Stop the media now (once) and wait at most ``grace`` more seconds for its end."""
+        if not self.stopped:
+            self.stopped = True
+            await self._stop()
+            self.deadline.restart(self._grace)
+
+    async def next(
+        self, read: Callable[[float | None], Awaitable[InboxEvent | None]]
+    ) -> InboxEvent | None:
+        """The next event before the deadline; past it, stops the media first; ``None`` once
+        the media was stopped and its grace passed."""
+        while (event := await self.deadline.next(read)) is None:
+            if self.stopped:
+                return None
+            self.expired = True
+            await self.stop()
+        return event
 
 
 async def play_and_wait(

@@ -38,7 +38,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
 
-from callcontrol.calls.context import CallContext, CallerHungUp, Deadline, DialRequest, QueueRequest
+from callcontrol.calls.context import (
+    CallContext,
+    CallerHungUp,
+    Deadline,
+    DialRequest,
+    MediaWait,
+    QueueRequest,
+)
 from callcontrol.errors import CallControlError
 from callcontrol.flows.expressions import Evaluation, Sandbox
 from callcontrol.flows.httpstep import HttpOutcome, HttpRequest, render_request
@@ -348,26 +355,20 @@ class FlowEngine:
             return
         playback = self.ctx.next_playback_id(step)
         await self.ctx.telephony.play(self.ctx.channel_id, media, playback, self.language)
-        deadline = Deadline(PLAYBACK_MAX)
-        stopping = False
-        while True:
-            event = await deadline.next(self.ctx.next_event)
-            if event is None:
-                if stopping:
-                    return
-                await self.ctx.telephony.stop_playback(playback)
-                raise StepFailed(f"playback {playback} did not end in {PLAYBACK_MAX}s")
+        wait = MediaWait(PLAYBACK_MAX, lambda: self.ctx.telephony.stop_playback(playback),
+                         STOP_WAIT)
+        while (event := await wait.next(self.ctx.next_event)) is not None:
             if isinstance(event, PlaybackFinished) and event.playback_id == playback:
                 if event.state == "failed":
                     raise StepFailed(f"Asterisk could not play {media}")
-                return
+                break
             if isinstance(event, DtmfReceived) and event.channel_id == self.ctx.channel_id:
                 self._typeahead.append(event.digit)
-                if barge_in and not stopping:
-                    stopping = True
+                if barge_in and not wait.stopped:
                     self._log("barge_in", step=step, digit=event.digit)
-                    await self.ctx.telephony.stop_playback(playback)
-                    deadline.restart(STOP_WAIT)
+                    await wait.stop()
+        if wait.expired:
+            raise StepFailed(f"playback {playback} did not end in {PLAYBACK_MAX}s")
 
     async def _next_digit(self, wait: float) -> str | None:
         """The next digit (type-ahead first), or None after ``wait`` seconds of silence."""
@@ -651,20 +652,13 @@ class FlowEngine:
         return "next", step.next
 
     async def _await_recording(self, recording: str, limit: float) -> RecordingFinished:
-        deadline = Deadline(limit)
-        stopped = False
-        while True:
-            event = await deadline.next(self.ctx.next_event)
-            if event is None:
-                if stopped:
-                    raise StepFailed(f"recording {recording} did not finish")
-                await self.ctx.telephony.stop_recording(recording)
-                stopped = True
-                deadline.restart(STOP_WAIT)
-            elif isinstance(event, RecordingFinished) and event.name == recording:
+        wait = MediaWait(limit, lambda: self.ctx.telephony.stop_recording(recording), STOP_WAIT)
+        while (event := await wait.next(self.ctx.next_event)) is not None:
+            if isinstance(event, RecordingFinished) and event.name == recording:
                 return event
-            elif isinstance(event, RecordingFailed) and event.name == recording:
+            if isinstance(event, RecordingFailed) and event.name == recording:
                 raise StepFailed(f"recording failed: {event.cause}")
+        raise StepFailed(f"recording {recording} did not finish")
 
     async def _split(self, name: str, step: SplitStep) -> Exit:
         bucket = int(hashlib.sha256(self.ctx.call_id.encode()).hexdigest(), 16) % 100
