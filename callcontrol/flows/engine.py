@@ -53,11 +53,13 @@ from callcontrol.flows.loader import LoadedFlow
 from callcontrol.flows.model import (
     BranchStep,
     DialStep,
+    GatherSpec,
     GatherStep,
     GotoFlowStep,
     HangupStep,
     HoursStep,
     HttpStep,
+    MenuSpec,
     MenuStep,
     PlayStep,
     QueueStep,
@@ -88,6 +90,15 @@ ON_HANGUP_KINDS = frozenset({"set", "http", "branch"})
 
 Exit = tuple[str, str | None]
 """An exit label (for the timeline) and the step it leads to (None: the flow ends)."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A menu or gather answer that asks again: ``prompt`` first (``None``: just the prompt);
+    ``counts=False`` (a ``repeat`` key) does not use up an attempt."""
+
+    prompt: Any
+    counts: bool = True
 
 
 class StepFailed(CallControlError):
@@ -392,34 +403,49 @@ class FlowEngine:
         await self._play(name, self._media(name, step.play), barge_in=step.barge_in)
         return "next", step.next
 
-    async def _menu(self, name: str, step: MenuStep) -> Exit:
-        spec = step.menu
+    async def _asking(
+        self, name: str, spec: MenuSpec | GatherSpec, failed: str | None,
+        answer: Callable[[int], Awaitable[Exit | Retry]],
+    ) -> Exit:
+        """Ask up to ``spec.attempts`` times: the prompt (after the last retry prompt), then
+        ``answer(attempt)``; an exit ends the step, a :class:`Retry` asks again."""
         attempt, retry = 1, None
         while True:
             media = self._media(name, retry) + self._media(name, spec.prompt)
             await self._play(name, media, barge_in=spec.barge_in)
+            result = await answer(attempt)
+            if not isinstance(result, Retry):
+                return result
+            retry = result.prompt
+            if not result.counts:
+                continue
+            if attempt >= spec.attempts:
+                return "failed", failed
+            attempt += 1
+
+    async def _menu(self, name: str, step: MenuStep) -> Exit:
+        spec = step.menu
+
+        async def answer(attempt: int) -> Exit | Retry:
             key = await self._next_digit(_nth(spec.timeout, attempt))
             if key is None:
                 self._log("timeout", step=name, attempt=attempt)
-                retry = spec.timeout_prompt
-            else:
-                self._log("digits", step=name, attempt=attempt, digits=key)
-                target = spec.options.get(key)
-                if target == "repeat":
-                    retry = None
-                    continue
-                if target is not None:
-                    if spec.save_as:
-                        self._save(name, spec.save_as, key)
-                    return key, target
-                global_target = self.flow.flow.global_keys.get(key)
-                if global_target is not None:
-                    return f"global {key}", global_target
-                self._log("invalid", step=name, attempt=attempt, digits=key)
-                retry = spec.invalid_prompt
-            if attempt >= spec.attempts:
-                return "failed", step.failed
-            attempt += 1
+                return Retry(spec.timeout_prompt)
+            self._log("digits", step=name, attempt=attempt, digits=key)
+            target = spec.options.get(key)
+            if target == "repeat":
+                return Retry(None, counts=False)
+            if target is not None:
+                if spec.save_as:
+                    self._save(name, spec.save_as, key)
+                return key, target
+            global_target = self.flow.flow.global_keys.get(key)
+            if global_target is not None:
+                return f"global {key}", global_target
+            self._log("invalid", step=name, attempt=attempt, digits=key)
+            return Retry(spec.invalid_prompt)
+
+        return await self._asking(name, spec, step.failed, answer)
 
     async def _gather(self, name: str, step: GatherStep) -> Exit:
         recording = self.services.active_recording(self.ctx) if step.gather.sensitive else None
@@ -438,10 +464,8 @@ class FlowEngine:
 
     async def _gather_attempts(self, name: str, step: GatherStep) -> Exit:
         spec = step.gather
-        attempt, retry = 1, None
-        while True:
-            media = self._media(name, retry) + self._media(name, spec.prompt)
-            await self._play(name, media, barge_in=spec.barge_in)
+
+        async def answer(attempt: int) -> Exit | Retry:
             digits, finished = await self._collect(
                 spec.finish_on,
                 spec.max_digits,
@@ -451,20 +475,18 @@ class FlowEngine:
             shown = mask_digits(digits) if spec.sensitive else digits
             if not digits and not finished:
                 self._log("timeout", step=name, attempt=attempt)
-                retry = spec.timeout_prompt
-            elif spec.min_digits <= len(digits) and (
+                return Retry(spec.timeout_prompt)
+            if spec.min_digits <= len(digits) and (
                 spec.pattern is None or re.fullmatch(spec.pattern, digits)
             ):
                 self._log("digits", step=name, attempt=attempt, digits=shown)
                 if spec.save_as:
                     self._save(name, spec.save_as, shown)
                 return "next", step.next
-            else:
-                self._log("invalid", step=name, attempt=attempt, digits=shown)
-                retry = spec.invalid_prompt
-            if attempt >= spec.attempts:
-                return "failed", step.failed
-            attempt += 1
+            self._log("invalid", step=name, attempt=attempt, digits=shown)
+            return Retry(spec.invalid_prompt)
+
+        return await self._asking(name, spec, step.failed, answer)
 
     async def _collect(
         self, finish_on: str, max_digits: int, first_wait: float, inter_digit: float

@@ -32,11 +32,16 @@ async def _session(db: Db) -> AsyncIterator[AsyncSession]:
             yield session
 
 
+async def _rows(db: Db, query: Any) -> list[Any]:
+    """Every row ``query`` selects."""
+    async with _session(db) as session:
+        return list((await session.execute(query)).scalars())
+
+
 async def recent_calls(db: Db, limit: int = DEFAULT_LIMIT) -> list[CallRow]:
     """The ``limit`` most recently started calls, newest first."""
     query = sa.select(CallRow).order_by(col(CallRow.started_at).desc()).limit(limit)
-    async with _session(db) as session:
-        return list((await session.execute(query)).scalars())
+    return await _rows(db, query)
 
 
 async def get_call(db: Db, call_id: str) -> CallRow | None:
@@ -52,8 +57,7 @@ async def call_timeline(db: Db, call_id: str) -> list[CallEventRow]:
         .where(col(CallEventRow.call_id) == call_id)
         .order_by(col(CallEventRow.id))
     )
-    async with _session(db) as session:
-        return list((await session.execute(query)).scalars())
+    return await _rows(db, query)
 
 
 async def open_calls(db: Db) -> list[CallRow]:
@@ -61,8 +65,7 @@ async def open_calls(db: Db) -> list[CallRow]:
     query = (
         sa.select(CallRow).where(col(CallRow.ended_at).is_(None)).order_by(col(CallRow.started_at))
     )
-    async with _session(db) as session:
-        return list((await session.execute(query)).scalars())
+    return await _rows(db, query)
 
 
 async def find_by_sip_call_id(db: Db, sip_call_id: str) -> list[CallRow]:
@@ -72,8 +75,7 @@ async def find_by_sip_call_id(db: Db, sip_call_id: str) -> list[CallRow]:
         .where(col(CallRow.sip_call_id) == sip_call_id)
         .order_by(col(CallRow.started_at))
     )
-    async with _session(db) as session:
-        return list((await session.execute(query)).scalars())
+    return await _rows(db, query)
 
 
 def _iso(value: datetime | None) -> str | None:
