@@ -134,11 +134,9 @@ class CallManager:
         """Track again a call a previous daemon left open (its row exists, its channel is
         still in our app): a new task for it runs ``runner`` instead of the flow, then the
         normal end of a call. ``playbacks``: how many the call had (new ids stay fresh);
-        ``claims``: its other channels (an agent leg), claimed by the session itself."""
+        ``claims``: its other channels (an agent leg), which the session claims at its start."""
         session = self._session(call_id, channel_id, caller_number, caller_name, extension,
-                                playbacks)
-        for channel_id in claims:
-            session.claim_channel(channel_id)
+                                playbacks, also_owns=claims)
         self.sessions[call_id] = session
         self._tasks[call_id] = asyncio.create_task(self._run(session, runner),
                                                    name=f"call-{call_id}")
@@ -151,9 +149,8 @@ class CallManager:
         owning ``channels`` (claimed now, before any of them exists) runs ``body`` in a task
         the manager keeps until it ends (cancelled at the end of :meth:`drain`); its caller may
         cancel it earlier. ``key`` names the session and its task."""
-        session = self._session(key, channels[0], "", "", "", keeps_row=False)
-        for channel_id in channels[1:]:
-            session.claim_channel(channel_id)
+        session = self._session(key, channels[0], "", "", "", keeps_row=False,
+                                also_owns=channels[1:])
         task = asyncio.create_task(self._run_service(session, body), name=key)
         self._services[key] = task
         return task
@@ -167,7 +164,8 @@ class CallManager:
             self._services.pop(session.call_id, None)
 
     def _session(self, call_id: str, channel_id: str, caller_number: str, caller_name: str,
-                 extension: str, playbacks: int = 0, *, keeps_row: bool = True) -> CallSession:
+                 extension: str, playbacks: int = 0, *, keeps_row: bool = True,
+                 also_owns: Sequence[str] = ()) -> CallSession:
         return CallSession(
             call_id=call_id,
             channel_id=channel_id,
@@ -181,6 +179,7 @@ class CallManager:
             dial_handler=self.dial_handler,
             playback_seq=playbacks,
             keeps_row=keeps_row,
+            also_owns=also_owns,
         )
 
     def hang_up_stray(self, channel_id: str) -> None:

@@ -148,6 +148,8 @@ class CallSession(PlaybackIds):
     playback_seq: int = 0
     # False for a service call (feature code, callback legs): no row, no timeline of its own
     keeps_row: bool = True
+    # the call's other channels at its start (an adopted agent leg, a callback's customer leg)
+    also_owns: Sequence[str] = ()
     _pushed: collections.deque[InboxEvent] = field(default_factory=collections.deque)
     _claimed: set[str] = field(default_factory=set)
     telephony: Telephony = field(init=False)
@@ -155,7 +157,8 @@ class CallSession(PlaybackIds):
     def __post_init__(self) -> None:
         self.telephony = TrackedTelephony(self.raw_telephony, self)
         self._read = inbox_reader(self.inbox)
-        self.claim_channel(self.channel_id)
+        for channel_id in (self.channel_id, *self.also_owns):
+            self.claim_channel(channel_id)
 
     def _move(self, to: CallState) -> None:
         """The one place a call changes state (checked against :data:`TRANSITIONS`)."""
