@@ -123,11 +123,16 @@ def write(result: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
-def _chart(result: dict[str, Any], png: Path) -> str:
-    # optional (the ``bench`` extra), not a dependency of callcontrol
+def pyplot() -> Any:
+    """matplotlib's pyplot drawing to files (the ``bench`` extra, not a dependency of
+    callcontrol): ImportError when it is not installed."""
     matplotlib = importlib.import_module("matplotlib")
     matplotlib.use("Agg")
-    plt = importlib.import_module("matplotlib.pyplot")
+    return importlib.import_module("matplotlib.pyplot")
+
+
+def _chart(result: dict[str, Any], png: Path) -> str:
+    plt = pyplot()
 
     fig, (fail_ax, cpu_ax, lat_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
     colors = {"dialplan": "tab:blue", "callcontrol": "tab:orange"}

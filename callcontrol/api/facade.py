@@ -7,6 +7,7 @@ stay domain errors here; :mod:`callcontrol.api.server` maps them to HTTP.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -66,6 +67,7 @@ class ApiFacade:
             **links,
             "flows": self.flows.status(),
             "calls_active": self.calls.active,
+            "tasks": len(asyncio.all_tasks()),
         }
         ok = all(link["up"] for link in links.values())
         body["status"] = "ok" if ok else "degraded"
