@@ -14,8 +14,7 @@ journal's size and the records not yet confirmed by the database. While calls ru
 figures are sampled every 10 s. Targets (exit 1 when one is missed): RSS growth from the
 idle point after the warm-up to the idle point at the end under 10 MB; no more file
 descriptors (but for 2) or tasks than after the warm-up; the journal back to its active
-segment with
-nothing pending; 0 failed calls and every call with exactly one closed row.
+segment with nothing pending; 0 failed calls and every call with exactly one closed row.
 Writes ``soak-<UTC timestamp>.json`` (and a PNG of the samples) in the results folder.
 """
 
