@@ -2,7 +2,7 @@
 PYTHON ?= python3
 CONFIG ?= config/callcontrol.yaml
 
-.PHONY: install run stop bench faults test test-unit test-integration lint flows-check docs
+.PHONY: install install-bench run stop bench soak faults test test-unit test-integration lint flows-check docs
 
 install:
 	@bash scripts/install.sh
@@ -13,9 +13,22 @@ run: install
 stop:
 	@bash scripts/run-demo.sh stop
 
-# Load benchmark (short run by default; knobs: BENCH_STEPS, BENCH_STEP_SECONDS, ... see bench/)
-bench: install
+# The bench's extra (pyproject's optional-dependencies "bench": matplotlib, for the chart),
+# installed when missing, without touching which checkout callcontrol is installed from.
+install-bench: install
+	@$(PYTHON) -c 'import matplotlib' 2>/dev/null || $(PYTHON) -m pip install -q \
+	    --disable-pip-version-check $$($(PYTHON) -c 'import tomllib; \
+	    print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))')
+
+# Load benchmark (short run by default; knobs: BENCH_STEPS, BENCH_STEP_SECONDS, ... see
+# bench/__main__.py). Writes bench/results/<UTC>.json and .png.
+bench: install-bench
 	$(PYTHON) -m bench
+
+# Soak: SOAK_CPS calls/s (default 10) on the callcontrol side for SOAK_MINUTES (default 30);
+# exits non-zero when a target is missed (see bench/soak.py).
+soak: install-bench
+	$(PYTHON) -m bench.soak
 
 # Fault injection under load (short run by default; knobs: FAULTS_CPS, FAULTS_PHASE_SECONDS,
 # FAULTS_LIST, ... see faults/)

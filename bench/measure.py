@@ -1,4 +1,9 @@
-"""What a bench step measures besides sipp: process CPU/RSS, AMI events, percentiles."""
+"""What a bench step measures besides sipp: process CPU/RSS, AMI events, percentiles.
+
+Latencies come from AMI event timestamps (``timestampevents = yes`` on the bench instance),
+the same way on both sides: Asterisk stamps each event when it formats it, so the figures
+include every round trip the daemon makes, and the two sides are read with one clock.
+"""
 
 from __future__ import annotations
 
@@ -34,42 +39,78 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def open_fds(pid: int) -> int | None:
+    """How many file descriptors ``pid`` holds, or None when it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
 @dataclass
 class ProcessSampler:
-    """CPU % of one core over a step and peak RSS (sampled every ``interval`` s) per process."""
+    """CPU % of one core and peak RSS of groups of processes, sampled every ``interval`` s.
 
-    pids: dict[str, int | None]
-    interval: float = 0.5
-    _cpu0: dict[str, float | None] = field(default_factory=dict)
-    _t0: float = 0.0
+    CPU is averaged over the steady part of a step: from ``warm_up`` seconds after
+    :meth:`start` until :meth:`mark_end` (the last call placed), like the reference harness;
+    before the warm-up the step's concurrency is still climbing.
+    """
+
+    pids: dict[str, tuple[int, ...]]
+    warm_up: float = 0.0
+    interval: float = 1.0
+    _samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
     _peak: dict[str, float] = field(default_factory=dict)
+    _t0: float = 0.0
+    _end: float | None = None
     _task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Begin the step."""
         self._t0 = time.monotonic()
-        self._cpu0 = {n: cpu_seconds(p) if p else None for n, p in self.pids.items()}
+        self._take()
         self._task = asyncio.get_running_loop().create_task(self._sample())
+
+    def mark_end(self) -> None:
+        """The last call was placed: the steady window ends here."""
+        self._end = time.monotonic()
+        self._take()
+
+    def _take(self) -> None:
+        cpu: dict[str, float] = {}
+        for name, pids in self.pids.items():
+            ticks = [cpu_seconds(p) for p in pids]
+            rss = [rss_mb(p) for p in pids]
+            if pids and all(t is not None for t in ticks):
+                cpu[name] = sum(t for t in ticks if t is not None)
+            if pids and any(r is not None for r in rss):
+                total = sum(r for r in rss if r is not None)
+                self._peak[name] = max(self._peak.get(name, 0.0), total)
+        self._samples.append((time.monotonic(), cpu))
 
     async def _sample(self) -> None:
         while True:
-            for name, pid in self.pids.items():
-                value = rss_mb(pid) if pid else None
-                if value is not None:
-                    self._peak[name] = max(self._peak.get(name, 0.0), value)
             await asyncio.sleep(self.interval)
+            self._take()
 
     async def stop(self) -> tuple[dict[str, float | None], dict[str, float | None]]:
-        """End the step: ``(cpu % of one core, peak RSS MB)`` per process (None: not run)."""
+        """End the step: ``(cpu % of one core, peak RSS MB)`` per group (None: not run)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        wall = max(time.monotonic() - self._t0, 1e-6)
+        self._take()
+        end = self._end if self._end is not None else self._samples[-1][0]
+        begin = self._t0 + self.warm_up if end - self._t0 > self.warm_up + 2 else self._t0
+        window = [s for s in self._samples if begin - 0.5 <= s[0] <= end + 0.5]
         cpu: dict[str, float | None] = {}
-        for name, pid in self.pids.items():
-            start, end = self._cpu0.get(name), cpu_seconds(pid) if pid else None
-            cpu[name] = round((end - start) / wall * 100, 1) if start is not None and end else None
+        for name in self.pids:
+            points = [(t, v[name]) for t, v in window if name in v]
+            if len(points) < 2 or points[-1][0] <= points[0][0]:
+                cpu[name] = None
+                continue
+            (t0, c0), (t1, c1) = points[0], points[-1]
+            cpu[name] = round((c1 - c0) / (t1 - t0) * 100, 1)
         peak = {n: round(self._peak[n], 1) if n in self._peak else None for n in self.pids}
         return cpu, peak
 
@@ -89,7 +130,6 @@ def percentiles(values: Iterable[float]) -> dict[str, float | None]:
 AmiEvent = dict[str, str]
 
 
-
 async def read_ami_message(reader: asyncio.StreamReader) -> AmiEvent:
     """One AMI message (``Key: value`` lines up to a blank line) from a raw AMI stream."""
     message: AmiEvent = {}
@@ -107,38 +147,53 @@ async def read_ami_message(reader: asyncio.StreamReader) -> AmiEvent:
 
 
 class AmiRecorder:
-    """A plain AMI session that keeps the events named in ``wanted`` (with ``Timestamp``)."""
+    """A plain AMI session that keeps only the events named in ``wanted``.
+
+    Asterisk filters them (``Filter`` actions after the login), so it formats and sends only
+    what the bench reads: an observer that took every call event would load Asterisk and the
+    bench's own process, and more on one side than the other.
+    """
 
     def __init__(self, host: str, port: int, user: str, secret: str,
-                 wanted: frozenset[str]) -> None:
+                 wanted: frozenset[str], classes: str = "call,dtmf") -> None:
         self._addr = (host, port)
         self._login = (user, secret)
         self.wanted = wanted
+        self.classes = classes
         self.events: list[AmiEvent] = []
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, time_limit: float = 10.0) -> None:
-        """Connect and log in; raise when AMI refuses."""
+        """Connect, log in and set the filters; raise when AMI refuses."""
         reader, writer = await asyncio.wait_for(asyncio.open_connection(*self._addr),
                                                 time_limit)
         self._writer = writer
         await asyncio.wait_for(reader.readline(), time_limit)  # banner
         user, secret = self._login
-        writer.write(f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\n"
-                     "Events: on\r\n\r\n".encode())
-        await writer.drain()
-        reply = await asyncio.wait_for(self._read_message(reader), time_limit)
-        if reply.get("Response") != "Success":
-            raise RuntimeError(f"AMI login refused: {reply.get('Message')}")
+        actions = [f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\n"
+                   f"Events: {self.classes}\r\n"]
+        actions += [f"Action: Filter\r\nOperation: Add\r\nFilter: Event: {name}\r\n"
+                    for name in sorted(self.wanted)]
+        for action in actions:
+            writer.write(f"{action}\r\n".encode())
+            await writer.drain()
+            reply = await asyncio.wait_for(self._reply(reader), time_limit)
+            if reply.get("Response") != "Success":
+                raise RuntimeError(f"AMI refused {action.split(chr(13))[0]}: "
+                                   f"{reply.get('Message')}")
         self._task = asyncio.get_running_loop().create_task(self._read(reader))
 
-    async def _read_message(self, reader: asyncio.StreamReader) -> AmiEvent:
-        return await read_ami_message(reader)
+    @staticmethod
+    async def _reply(reader: asyncio.StreamReader) -> AmiEvent:
+        while True:
+            message = await read_ami_message(reader)
+            if "Response" in message:
+                return message
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while True:
-            message = await self._read_message(reader)
+            message = await read_ami_message(reader)
             if message.get("Event") in self.wanted:
                 self.events.append(message)
 
@@ -148,7 +203,7 @@ class AmiRecorder:
         return events
 
     async def close(self) -> None:
-        """Log off and close."""
+        """Close the session."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
@@ -157,3 +212,48 @@ class AmiRecorder:
             self._writer.close()
             with contextlib.suppress(OSError):
                 await self._writer.wait_closed()
+
+
+CALL_EVENTS = frozenset({"Newchannel", "DTMFEnd", "MusicOnHoldStart", "BridgeEnter"})
+"""The AMI events a step reads (both sides)."""
+
+
+@dataclass
+class CallMarks:
+    """One caller channel as AMI saw it (AMI timestamps, s)."""
+
+    uniqueid: str
+    created: float
+    digit: float | None = None
+    prompt: float | None = None  # hold music started after the digit
+    agent: float | None = None  # bridged with an agent headset after the digit
+
+
+def calls_from_ami(events: list[AmiEvent], caller: str, agent_prefix: str) -> list[CallMarks]:
+    """Per caller channel (``PJSIP/<caller>-...``): created, digit 1 received, hold music
+    started, and bridged with an agent channel (``PJSIP/<agent_prefix>...``)."""
+    calls: dict[str, CallMarks] = {}
+    members: dict[str, dict[str, str]] = {}  # bridge -> uniqueid -> channel name
+    for event in events:
+        uid = event.get("Uniqueid", "")
+        kind = event.get("Event")
+        at = float(event.get("Timestamp", "nan"))
+        if kind == "Newchannel":
+            if event.get("Channel", "").startswith(f"PJSIP/{caller}-"):
+                calls.setdefault(uid, CallMarks(uid, at))
+            continue
+        call = calls.get(uid)
+        if kind == "DTMFEnd" and call is not None and event.get("Direction") == "Received":
+            call.digit = at if call.digit is None else call.digit
+        elif kind == "MusicOnHoldStart" and call is not None and call.digit is not None:
+            call.prompt = at if call.prompt is None else call.prompt
+        elif kind == "BridgeEnter":
+            bridge = members.setdefault(event.get("BridgeUniqueid", ""), {})
+            bridge[uid] = event.get("Channel", "")
+            agents = any(n.startswith(f"PJSIP/{agent_prefix}") for n in bridge.values())
+            for member in bridge:
+                marks = calls.get(member)
+                if (agents and marks is not None and marks.digit is not None
+                        and marks.agent is None):
+                    marks.agent = at
+    return list(calls.values())

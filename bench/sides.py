@@ -1,11 +1,19 @@
 """One step of calls on either side: run the callers, measure, summarise.
 
-``dialplan``: callers ``dpcaller`` -> context ``callcontrol-bench`` (Background, WaitExten,
-Queue()); latencies from AMI event timestamps (DTMFEnd -> MusicOnHoldStart / AgentConnect).
-``callcontrol``: callers ``benchcaller`` -> Stasis -> the daemon's ``bench`` flow and ACD;
-latencies from the daemon's timeline in its database (digit -> queue_entered /
-agent_connected, millisecond timestamps taken when the daemon handled the ARI events).
-A step's call counts as completed when sipp saw it through *and* it reached an agent.
+Both sides place the same calls (``bench/sipp/caller.xml``) to the same agents (sipp UAS
+headsets that talk ``talk_seconds`` and hang up):
+
+``dialplan``: caller ``dpcaller`` -> context ``callcontrol-bench`` (Background, WaitExten,
+Queue() over app_queue with every agent a static member).
+``callcontrol``: caller ``benchcaller`` -> Stasis -> the daemon's ``bench`` flow and ACD.
+
+Measured the same way on both sides: a call is completed when sipp got its BYE after the
+agent's talk time *and* AMI saw its channel bridged with an agent; latencies are AMI event
+timestamps (digit received -> hold music started, -> bridged with an agent); the Asterisk-side
+count of calls is the caller channels AMI announced. On the callcontrol side every such channel
+must have exactly one row in the daemon's store, closed with an outcome (``db_rows``): a
+mismatch fails the step. ``daemon_view`` gives the same latencies from the daemon's own
+timeline (when it handled the ARI events).
 """
 
 from __future__ import annotations
@@ -13,22 +21,22 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.measure import AmiEvent, AmiRecorder, ProcessSampler, percentiles
+from bench.callers import CallerRun, run_callers
+from bench.measure import AmiRecorder, CallMarks, ProcessSampler, calls_from_ami, percentiles
 from bench.pbx import EXTENSION, BenchPbx
-from callcontrol.pbx.settings import SipAccount
-from callcontrol_testing.sipp import SippResult, run_sipp
 
-AMI_EVENTS = frozenset({"DTMFEnd", "MusicOnHoldStart", "AgentConnect"})
+AGENT_PREFIX = "bench-a"
 
 
 @dataclass(frozen=True)
 class StepPlan:
-    """One step: ``cps`` new calls per second for ``seconds``; each talks ``talk_seconds``."""
+    """One step: ``cps`` new calls per second for ``seconds``; agents talk ``talk_seconds``."""
 
     cps: float
     seconds: float
@@ -40,108 +48,97 @@ class StepPlan:
         return max(1, round(self.cps * self.seconds))
 
 
-async def place_calls(pbx: BenchPbx, caller: SipAccount, plan: StepPlan,
-                      workdir: Path) -> tuple[SippResult, int]:
-    """Run the step's callers; return sipp's result and the peak of concurrent calls."""
-    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    result = await run_sipp(
-        pbx.instance.host, pbx.instance.sip_port, user=caller.username,
-        password=caller.password, workdir=workdir, service=EXTENSION, calls=plan.calls,
-        rate=plan.cps, call_ms=int(plan.talk_seconds * 1000), digit="1",
-        seconds=plan.seconds + plan.talk_seconds + 60, recv_timeout_ms=30000,
-    )
-    return result, concurrent_peak(workdir / "stats.csv")
+@dataclass
+class StepRig:
+    """What a step runs on: the PBX, the AMI observer and the processes it measures."""
+
+    pbx: BenchPbx
+    ami: AmiRecorder
+    agent_pids: list[int]
+    daemon_pid: int | None = None
+    db: Path | None = None  # the daemon's SQLite store (callcontrol side)
 
 
-def concurrent_peak(stat_file: Path) -> int:
-    """Highest ``CurrentCall`` in sipp's per-second statistics."""
-    lines = [ln for ln in stat_file.read_text(encoding="latin-1").splitlines() if ln.strip()]
-    header = lines[0].split(";")
-    column = header.index("CurrentCall")
-    return max((int(ln.split(";")[column]) for ln in lines[1:]), default=0)
-
-
-async def wait_idle(pbx: BenchPbx, time_limit: float = 20.0) -> None:
-    """Wait until Asterisk has no channel left (the previous step's calls are all gone)."""
+async def wait_idle(pbx: BenchPbx, time_limit: float = 20.0) -> bool:
+    """Wait until Asterisk has no channel left; False when some are still up at the limit."""
     deadline = time.monotonic() + time_limit
     while time.monotonic() < deadline:
         out = await pbx.instance.cli("core show channels count")
         if "0 active channels" in out:
-            return
-        await asyncio.sleep(0.2)
+            return True
+        await asyncio.sleep(0.5)
+    return False
 
 
-def step_record(plan: StepPlan, sipp: SippResult, peak: int, reached_agent: int,
+async def run_step(rig: StepRig, plan: StepPlan, workdir: Path) -> dict[str, Any]:
+    """One step on the side ``rig`` describes (callcontrol when it has a daemon)."""
+    daemon_side = rig.daemon_pid is not None
+    await wait_idle(rig.pbx, plan.talk_seconds + 30)
+    before = set(_call_ids(rig.db)) if rig.db is not None else set()
+    rig.ami.take()
+    sampler = ProcessSampler(
+        {"daemon": (rig.daemon_pid,) if rig.daemon_pid else (),
+         "asterisk": (rig.pbx.instance.pid,) if rig.pbx.instance.pid else (),
+         "sipp": tuple(rig.agent_pids)},
+        warm_up=min(plan.talk_seconds + 3, plan.seconds / 2),
+    )
+    caller = rig.pbx.caller if daemon_side else rig.pbx.dialplan_caller
+
+    def spawned(pid: int) -> None:
+        sampler.pids["sipp"] = (*sampler.pids["sipp"], pid)
+        sampler.start()
+        asyncio.get_running_loop().call_later(plan.seconds, sampler.mark_end)
+
+    run = await run_callers(rig.pbx, caller, EXTENSION, plan.calls, plan.cps,
+                            plan.talk_seconds, workdir, spawned)
+    cpu, rss = await sampler.stop()
+    idle = await wait_idle(rig.pbx, plan.talk_seconds + 30)
+    await asyncio.sleep(0.5)  # the last AMI events of the step
+    marks = calls_from_ami(rig.ami.take(), caller.username, AGENT_PREFIX)
+    rows = daemon_view = None
+    if rig.db is not None:
+        uniqueids = {m.uniqueid for m in marks}
+        rows, daemon_view = await asyncio.to_thread(store_check, rig.db, before, uniqueids,
+                                                    run.started)
+    return step_record(plan, run, marks, cpu, rss, rows, daemon_view, idle)
+
+
+def step_record(plan: StepPlan, run: CallerRun, marks: list[CallMarks],
                 cpu: dict[str, float | None], rss: dict[str, float | None],
-                to_prompt: list[float], to_agent: list[float],
-                db_rows: dict[str, int] | None) -> dict[str, Any]:
-    """The step as DECISIONS.md "Bench results" shapes it."""
-    completed = min(sipp.stats.successful, reached_agent)
+                rows: dict[str, Any] | None, daemon_view: dict[str, Any] | None,
+                idle: bool) -> dict[str, Any]:
+    """The step as DECISIONS.md "Bench results" shapes it, with the bench's extra fields."""
+    reached = [m for m in marks if m.agent is not None]
+    completed = min(len(run.ended_well), run.stats.successful, len(reached))
     return {
         "cps": plan.cps,
-        "concurrent_peak": peak,
+        "concurrent_peak": run.concurrent_peak,
         "attempted": plan.calls,
         "completed": completed,
         "failed": plan.calls - completed,
-        "sipp": {"successful": sipp.stats.successful, "failed": sipp.stats.failed,
-                 "exit": sipp.returncode, "invite_response_ms": sipp.stats.response_time_ms},
-        "reached_agent": reached_agent,
-        "cpu_pct_one_core": cpu,
-        "peak_rss_mb": rss,
-        "digit_to_prompt_ms": percentiles(to_prompt),
-        "digit_to_agent_ms": percentiles(to_agent),
-        "db_rows": db_rows,
+        "asterisk_calls": len(marks),
+        "reached_agent": len(reached),
+        "sipp": {"successful": run.stats.successful, "failed": run.stats.failed,
+                 "exit": run.returncode, "invite_response_ms": run.stats.response_time_ms},
+        "cpu_pct_one_core": {"daemon": cpu["daemon"], "asterisk": cpu["asterisk"]},
+        "load_generator_cpu_pct": cpu["sipp"],
+        "peak_rss_mb": {"daemon": rss["daemon"], "asterisk": rss["asterisk"]},
+        "digit_to_prompt_ms": percentiles((m.prompt - m.digit) * 1000 for m in marks
+                                          if m.prompt is not None and m.digit is not None),
+        "digit_to_agent_ms": percentiles((m.agent - m.digit) * 1000 for m in marks
+                                         if m.agent is not None and m.digit is not None),
+        "db_rows": rows,
+        "daemon_view": daemon_view,
+        "drained": idle,
     }
 
 
-async def dialplan_step(pbx: BenchPbx, ami: AmiRecorder, plan: StepPlan,
-                        workdir: Path) -> dict[str, Any]:
-    """One step of the pure-dialplan hotline."""
-    await wait_idle(pbx)
-    ami.take()
-    sampler = ProcessSampler({"daemon": None, "asterisk": pbx.instance.pid})
-    sampler.start()
-    sipp, peak = await place_calls(pbx, pbx.dialplan_caller, plan, workdir)
-    cpu, rss = await sampler.stop()
-    await wait_idle(pbx)
-    to_prompt, to_agent, reached = ami_latencies(ami.take())
-    return step_record(plan, sipp, peak, reached, cpu, rss, to_prompt, to_agent, None)
-
-
-def ami_latencies(events: list[AmiEvent]) -> tuple[list[float], list[float], int]:
-    """Per caller channel: digit 1 received -> hold music started / agent connected (ms)."""
-    digit: dict[str, float] = {}
-    to_prompt: list[float] = []
-    to_agent: list[float] = []
-    prompted: set[str] = set()
-    for event in events:
-        uid = event.get("Uniqueid", "")
-        at = float(event.get("Timestamp", "nan"))
-        kind = event.get("Event")
-        if kind == "DTMFEnd" and event.get("Direction") == "Received":
-            digit.setdefault(uid, at)
-        elif kind == "MusicOnHoldStart" and uid in digit and uid not in prompted:
-            prompted.add(uid)
-            to_prompt.append((at - digit[uid]) * 1000)
-        elif kind == "AgentConnect" and uid in digit:
-            to_agent.append((at - digit[uid]) * 1000)
-    return to_prompt, to_agent, len(to_agent)
-
-
-async def callcontrol_step(pbx: BenchPbx, daemon_pid: int | None, db: Path, plan: StepPlan,
-                           workdir: Path) -> dict[str, Any]:
-    """One step of the hotline run by the daemon."""
-    await wait_idle(pbx)
-    before = set(_call_ids(db))
-    sampler = ProcessSampler({"daemon": daemon_pid, "asterisk": pbx.instance.pid})
-    sampler.start()
-    sipp, peak = await place_calls(pbx, pbx.caller, plan, workdir)
-    cpu, rss = await sampler.stop()
-    await wait_idle(pbx)
-    new = await _wait_closed(db, before, plan.calls)
-    to_prompt, to_agent, reached, events = db_latencies(db, new)
-    rows = {"calls": len(new), "events": events}
-    return step_record(plan, sipp, peak, reached, cpu, rss, to_prompt, to_agent, rows)
+def rows_mismatch(step: dict[str, Any]) -> int:
+    """Caller channels without exactly one closed row (0 on the dialplan side)."""
+    rows = step.get("db_rows")
+    if not rows:
+        return 0
+    return int(rows["missing"] + rows["doubled"] + rows["extra"] + rows["open"])
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -153,28 +150,48 @@ def _call_ids(db: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT call_id FROM calls")]
 
 
-async def _wait_closed(db: Path, before: set[str], expected: int,
-                       time_limit: float = 20.0) -> list[str]:
-    """The step's call ids, once all of them have a final row (or the time is up)."""
-    deadline = time.monotonic() + time_limit
-    while True:
-        with _connect(db) as conn:
-            rows = conn.execute("SELECT call_id, ended_at FROM calls").fetchall()
-        new = [(cid, ended) for cid, ended in rows if cid not in before]
-        done = len(new) >= expected and all(ended for _, ended in new)
-        if done or time.monotonic() > deadline:
-            return [cid for cid, _ in new]
-        await asyncio.sleep(0.2)
-
-
 def _when(text: str) -> float:
     value = datetime.fromisoformat(text)
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-def db_latencies(db: Path, call_ids: list[str]) -> tuple[list[float], list[float], int, int]:
-    """From each call's timeline: digit -> queue entered / agent connected (ms); also how many
-    calls reached an agent and how many timeline rows the calls wrote."""
+def store_check(db: Path, before: set[str], uniqueids: set[str], sip_ids: frozenset[str],
+                time_limit: float = 30.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The step's rows against the caller channels Asterisk announced (waiting up to
+    ``time_limit`` for the store to catch up), and the daemon's own latencies."""
+    deadline = time.monotonic() + time_limit
+    while True:
+        with _connect(db) as conn:
+            found = conn.execute(
+                "SELECT call_id, channel_id, sip_call_id, ended_at, outcome, direction"
+                " FROM calls").fetchall()
+        new = [r for r in found if r[0] not in before and r[5] == "inbound"]
+        per_channel = Counter(r[1] for r in new)
+        closed = all(r[3] and r[4] for r in new)
+        if (closed and uniqueids <= set(per_channel)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    call_ids = [r[0] for r in new]
+    events, to_queue, to_agent = _timeline(db, call_ids)
+    rows = {
+        "calls": len(new),
+        "events": events,
+        "events_per_call": round(events / len(new), 1) if new else None,
+        "asterisk_calls": len(uniqueids),
+        "missing": sum(1 for u in uniqueids if per_channel[u] == 0),
+        "doubled": sum(c - 1 for c in per_channel.values() if c > 1),
+        "extra": sum(c for ch, c in per_channel.items() if ch not in uniqueids),
+        "open": sum(1 for r in new if not (r[3] and r[4])),
+        "sip_call_ids_without_row": len(sip_ids - {r[2] for r in new}),
+        "outcomes": dict(Counter(r[4] or "none" for r in new)),
+    }
+    view = {"digit_to_queue_ms": percentiles(to_queue),
+            "digit_to_agent_ms": percentiles(to_agent)}
+    return rows, view
+
+
+def _timeline(db: Path, call_ids: list[str]) -> tuple[int, list[float], list[float]]:
+    """Timeline rows of ``call_ids``; digit -> queue entered / agent connected (ms) per call."""
     firsts: dict[str, dict[str, float]] = {cid: {} for cid in call_ids}
     events = 0
     with _connect(db) as conn:
@@ -189,13 +206,13 @@ def db_latencies(db: Path, call_ids: list[str]) -> tuple[list[float], list[float
                 when = _when(at)
                 seen = firsts[cid].get(key)
                 firsts[cid][key] = when if seen is None else min(seen, when)
-    to_prompt, to_agent = [], []
+    to_queue, to_agent = [], []
     for marks_of in firsts.values():
         digit = marks_of.get("digit")
         if digit is None:
             continue
         if "queue_entered" in marks_of:
-            to_prompt.append((marks_of["queue_entered"] - digit) * 1000)
+            to_queue.append((marks_of["queue_entered"] - digit) * 1000)
         if "agent_connected" in marks_of:
             to_agent.append((marks_of["agent_connected"] - digit) * 1000)
-    return to_prompt, to_agent, len(to_agent), events
+    return events, to_queue, to_agent

@@ -7,8 +7,10 @@ events), with the definitions written in ``docs/queue-statistics.md``.
 
 from __future__ import annotations
 
+from array import array
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,15 +64,37 @@ class QueueStats:
     aht_s: float | None
 
 
-def period_stats(
-    records: Iterable[Record], queue: str, config: QueueConfig, start: datetime, end: datetime
-) -> QueueStats:
-    """Figures of ``queue`` for the callers that entered it in ``[start, end)``."""
+@dataclass
+class _Tally:
+    """The raw sums of :func:`period_stats` before a queue's thresholds classify them: they
+    add up entry by entry, so today's figures fold settled calls in and forget their records."""
+
+    offered: int = 0
+    overflow: int = 0
+    refused_no_agents: int = 0
+    exits: Counter[str] = field(default_factory=Counter)  # timed_out, callback, ... other
+    answered_waits: array[float] = field(default_factory=lambda: array("d"))
+    abandon_waits: array[float] = field(default_factory=lambda: array("d"))
+    handle_times: array[float] = field(default_factory=lambda: array("d"))
+
+    def add(self, other: _Tally) -> None:
+        """Fold ``other`` into this tally."""
+        self.offered += other.offered
+        self.overflow += other.overflow
+        self.refused_no_agents += other.refused_no_agents
+        self.exits.update(other.exits)
+        self.answered_waits.extend(other.answered_waits)
+        self.abandon_waits.extend(other.abandon_waits)
+        self.handle_times.extend(other.handle_times)
+
+
+def _tally(records: Iterable[Record], queue: str, start: datetime, end: datetime) -> _Tally:
+    """What the callers that entered ``queue`` in ``[start, end)`` did, from ``records``."""
     entered: dict[str, str] = {}  # entry id -> call id
     left: dict[str, dict[str, Any]] = {}
     handled: dict[str, float] = {}  # call id -> talk + hold seconds
     wrap_up: dict[str, float] = {}  # call id -> wrap-up seconds
-    overflow = no_agents = 0
+    tally = _Tally()
     for record in records:
         if isinstance(record, AgentEvent):
             if record.kind == "state" and record.data.get("from") == "wrap_up" \
@@ -85,49 +109,59 @@ def period_stats(
         elif record.kind == "queue_left":
             left[str(record.data["entry_id"])] = record.data
         elif record.kind == "queue_refused" and start <= record.at < end:
-            overflow += record.data.get("reason") == "overflow"
-            no_agents += record.data.get("reason") == "no_agents"
+            tally.overflow += record.data.get("reason") == "overflow"
+            tally.refused_no_agents += record.data.get("reason") == "no_agents"
         elif record.kind == "agent_disconnected":
             handled[record.call_id] = handled.get(record.call_id, 0.0) + float(
                 record.data["talk_s"]) + float(record.data.get("hold_s", 0.0))
-    counts = {"answered": 0, "abandoned": 0, "short": 0, "timed_out": 0, "callback": 0,
-              "no_agents": 0, "other": 0}
-    waits: list[float] = []
-    handle_times: list[float] = []
-    within = 0
+    tally.offered = len(entered)
     for entry_id, call_id in entered.items():
         data = left.get(entry_id)
         reason = data.get("reason") if data else None
         wait = float(data.get("wait_s", 0.0)) if data else 0.0
         if reason == "answered":
-            counts["answered"] += 1
-            waits.append(wait)
-            within += wait <= config.service_level
+            tally.answered_waits.append(wait)
             if call_id in handled:
-                handle_times.append(handled[call_id] + wrap_up.get(call_id, 0.0))
+                tally.handle_times.append(handled[call_id] + wrap_up.get(call_id, 0.0))
         elif reason == "abandoned":
-            counts["short" if wait < config.short_abandon else "abandoned"] += 1
+            tally.abandon_waits.append(wait)
         elif reason in ("timed_out", "callback", "no_agents"):
-            counts[str(reason)] += 1
+            tally.exits[str(reason)] += 1
         else:
-            counts["other"] += 1
-    denominator = counts["answered"] + counts["abandoned"] + counts["timed_out"]
+            tally.exits["other"] += 1
+    return tally
+
+
+def _figures(queue: str, tally: _Tally, config: QueueConfig) -> QueueStats:
+    """A queue's figures from its tally, with its service level and short-abandon limits."""
+    waits, handle_times = tally.answered_waits, tally.handle_times
+    within = sum(1 for wait in waits if wait <= config.service_level)
+    short = sum(1 for wait in tally.abandon_waits if wait < config.short_abandon)
+    abandoned = len(tally.abandon_waits) - short
+    denominator = len(waits) + abandoned + tally.exits["timed_out"]
     return QueueStats(
         queue=queue,
-        offered=len(entered),
-        answered=counts["answered"],
-        abandoned=counts["abandoned"],
-        short_abandoned=counts["short"],
-        timed_out=counts["timed_out"],
-        overflow=overflow,
-        no_agents=no_agents + counts["no_agents"],
-        callback_requested=counts["callback"],
-        other_exits=counts["other"],
+        offered=tally.offered,
+        answered=len(waits),
+        abandoned=abandoned,
+        short_abandoned=short,
+        timed_out=tally.exits["timed_out"],
+        overflow=tally.overflow,
+        no_agents=tally.refused_no_agents + tally.exits["no_agents"],
+        callback_requested=tally.exits["callback"],
+        other_exits=tally.exits["other"],
         answered_within_sl=within,
         service_level=within / denominator if denominator else None,
         asa_s=sum(waits) / len(waits) if waits else None,
         aht_s=sum(handle_times) / len(handle_times) if handle_times else None,
     )
+
+
+def period_stats(
+    records: Iterable[Record], queue: str, config: QueueConfig, start: datetime, end: datetime
+) -> QueueStats:
+    """Figures of ``queue`` for the callers that entered it in ``[start, end)``."""
+    return _figures(queue, _tally(records, queue, start, end), config)
 
 
 QUEUE_KINDS = ("queue_entered", "queue_left", "queue_refused", "agent_disconnected")
@@ -145,30 +179,83 @@ async def queue_period_stats(
     return period_stats(records, queue, config, start, end)
 
 
+Counted = CallEvent | AgentEvent
+"""The records today's figures read."""
+
+
 class TodayLog:
-    """The log the ACD writes to: passes every record on and keeps the ACD's records of the
-    current day (site time zone), from which the API facade computes the day's
-    figures with the same function as any period report."""
+    """The log the ACD writes to: passes every record on and keeps today's queue figures
+    (site time zone), computed with the same tally as any period report.
+
+    The records a figure reads are kept per call only while the call is unsettled (waiting,
+    or handled by an agent until the end of its wrap-up); then the call's tally is folded into
+    its queue's and its records dropped, so memory follows the calls in progress, not the
+    calls of the day (keeping every record grew the daemon by ~5 KB per call until midnight).
+    One difference with a period report: a call answered twice in one queue counts each
+    handling apart in AHT (a report adds them up per call).
+    """
 
     def __init__(self, inner: InteractionLog, tz: ZoneInfo) -> None:
         self._inner = inner
         self._tz = tz
         self.day_start: datetime = _midnight(utcnow(), tz)
-        self.records: list[Record] = []
+        self._open: dict[str, list[Counted]] = {}  # call id -> its unsettled records
+        self._settled: dict[str, _Tally] = {}  # queue -> tally of its settled calls
 
     def append(self, record: Record) -> None:
-        """Journal ``record`` and keep it for today's figures."""
+        """Journal ``record`` and count it in today's figures."""
         self._inner.append(record)
-        if not isinstance(record, CallEvent | AgentEvent):
+        call_id = _counted_call(record)
+        if call_id is None or not isinstance(record, CallEvent | AgentEvent):
             return
         start = _midnight(record.at, self._tz)
         if start > self.day_start:
             self.day_start = start
-            self.records = []
-        self.records.append(record)
+            self._open, self._settled = {}, {}
+        records = self._open.setdefault(call_id, [])
+        records.append(record)
+        if _settles(record, records):
+            del self._open[call_id]
+            for queue in {str(r.data.get("queue")) for r in records}:
+                tally = _tally(records, queue, self.day_start, self.day_start + timedelta(days=1))
+                self._settled.setdefault(queue, _Tally()).add(tally)
+
+    def figures(self, queue: str, config: QueueConfig) -> QueueStats:
+        """``queue``'s figures since :attr:`day_start`."""
+        tally = _Tally()
+        tally.add(self._settled.get(queue, _Tally()))
+        end = self.day_start + timedelta(days=1)
+        tally.add(_tally((r for rs in self._open.values() for r in rs), queue, self.day_start,
+                         end))
+        return _figures(queue, tally, config)
+
+
+def _counted_call(record: Record) -> str | None:
+    """The call whose figures ``record`` counts in, or None when no figure reads it."""
+    if isinstance(record, CallEvent):
+        return record.call_id if record.kind in QUEUE_KINDS else None
+    if isinstance(record, AgentEvent) and record.kind == "state" and "call_id" in record.data \
+            and (record.data.get("from") == "wrap_up" or record.data.get("reason") == "call_ended"):
+        return str(record.data["call_id"])
+    return None
+
+
+def _settles(record: Counted, records: list[Counted]) -> bool:
+    """Whether ``record`` ends what the figures read of its call: the agent's handling is over
+    (call ended without wrap-up, or wrap-up done), or the call left every queue it entered
+    unanswered."""
+    if isinstance(record, AgentEvent):
+        return record.data.get("from") == "wrap_up" or record.data.get("to") != "wrap_up"
+    if record.kind == "queue_refused":
+        return not any(r.kind == "queue_entered" for r in records if isinstance(r, CallEvent))
+    if record.kind != "queue_left" or record.data.get("reason") == "answered":
+        return False
+    kinds = [r.kind for r in records if isinstance(r, CallEvent)]
+    return kinds.count("queue_entered") == kinds.count("queue_left") \
+        and not any(isinstance(r, CallEvent) and r.kind == "queue_left"
+                    and r.data.get("reason") == "answered" for r in records)
 
 
 def _midnight(at: datetime, tz: ZoneInfo) -> datetime:
     local = at.astimezone(tz)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
-

@@ -7,6 +7,7 @@ stay domain errors here; :mod:`callcontrol.api.server` maps them to HTTP.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcontrol.acd.agents import AgentStateError
 from callcontrol.acd.directory import AgentDirectory, NewAgent
 from callcontrol.acd.service import AcdService
-from callcontrol.acd.stats import live_stats, period_stats, queue_period_stats
+from callcontrol.acd.stats import live_stats, queue_period_stats
 from callcontrol.calls.manager import CallManager
 from callcontrol.config import Config
 from callcontrol.errors import InvalidRequest, WrongState
@@ -66,6 +67,7 @@ class ApiFacade:
             **links,
             "flows": self.flows.status(),
             "calls_active": self.calls.active,
+            "tasks": len(asyncio.all_tasks()),
         }
         ok = all(link["up"] for link in links.values())
         body["status"] = "ok" if ok else "degraded"
@@ -92,10 +94,9 @@ class ApiFacade:
         core, today = self.acd.core, self.acd.today
         live = live_stats(core)
         start = today.day_start
-        end = start + timedelta(days=1)
         result = []
         for name, line in core.lines.items():
-            body = asdict(period_stats(today.records, name, line.config, start, end))
+            body = asdict(today.figures(name, line.config))
             body.pop("queue")
             result.append({"name": name, "strategy": line.config.strategy, **live[name],
                            "today": {"since": start.isoformat(), **body}})

@@ -1,12 +1,15 @@
-"""`make bench` at its shortest: one low step on both sides, a well-formed result, no failure."""
+"""`make bench` at its shortest: two low steps on both sides, every call through, rows that
+match Asterisk's calls, a well-formed result (and its chart)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,59 +17,70 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 PERCENTILES = {"p50", "p95", "p99"}
+STEPS = (2, 4)
+STEP_SECONDS = 4
 
 
-def check_step(step: dict[str, object], side: str) -> None:
-    assert set(step) >= {"cps", "concurrent_peak", "attempted", "completed", "failed",
-                         "cpu_pct_one_core", "peak_rss_mb", "digit_to_prompt_ms",
-                         "digit_to_agent_ms", "db_rows"}
-    assert step["cps"] == 2
-    assert step["attempted"] == 6
+def check_step(step: dict[str, Any], side: str, cps: int) -> None:
+    calls = cps * STEP_SECONDS
+    assert step["cps"] == cps
+    assert step["attempted"] == calls
     assert step["failed"] == 0, step
-    assert step["completed"] == 6
-    assert isinstance(step["concurrent_peak"], int) and step["concurrent_peak"] >= 1
+    assert step["completed"] == calls
+    # every call reached Asterisk, was bridged with an agent, and got the agent's BYE
+    assert step["asterisk_calls"] == calls
+    assert step["reached_agent"] == calls
+    assert step["sipp"]["successful"] == calls and step["sipp"]["failed"] == 0
+    assert step["drained"] is True
+    assert 1 <= step["concurrent_peak"] <= calls
     cpu, rss = step["cpu_pct_one_core"], step["peak_rss_mb"]
-    assert isinstance(cpu, dict) and isinstance(rss, dict)
-    assert set(cpu) == set(rss) == {"daemon", "asterisk"}
     assert isinstance(cpu["asterisk"], float) and cpu["asterisk"] > 0
     assert isinstance(rss["asterisk"], float) and rss["asterisk"] > 10
     for key in ("digit_to_prompt_ms", "digit_to_agent_ms"):
         figures = step[key]
-        assert isinstance(figures, dict) and set(figures) == PERCENTILES
+        assert set(figures) == PERCENTILES
         assert all(isinstance(v, float) and 0 <= v < 2000 for v in figures.values()), figures
+    assert step["digit_to_prompt_ms"]["p50"] <= step["digit_to_agent_ms"]["p50"]
     if side == "dialplan":
         assert cpu["daemon"] is None and rss["daemon"] is None and step["db_rows"] is None
-    else:
-        assert isinstance(cpu["daemon"], float) and cpu["daemon"] > 0
-        assert step["db_rows"] is not None
-        assert step["db_rows"]["calls"] == 6  # type: ignore[index]
-        assert step["db_rows"]["events"] > 6  # type: ignore[index]
+        return
+    assert isinstance(cpu["daemon"], float) and cpu["daemon"] > 0
+    rows = step["db_rows"]
+    # one closed row per caller channel Asterisk announced, matched by channel and Call-ID
+    assert rows["calls"] == rows["asterisk_calls"] == calls
+    assert rows["missing"] == rows["doubled"] == rows["extra"] == rows["open"] == 0
+    assert rows["sip_call_ids_without_row"] == 0
+    assert rows["outcomes"] == {"completed": calls}
+    assert rows["events_per_call"] > 5
+    assert step["daemon_view"]["digit_to_agent_ms"]["p50"] is not None
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "CALLCONTROL"))}
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--steps", "2", "--step-seconds", "3",
-         "--talk-seconds", "2", "--agents", "12", "--out", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False,
+        [sys.executable, "-m", "bench", "--steps", ",".join(map(str, STEPS)),
+         "--step-seconds", str(STEP_SECONDS), "--talk-seconds", "2", "--agents", "20",
+         "--agents-per-uas", "10", "--out", str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=110, check=False,
     )
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1 and run.stdout.strip().endswith(files[0].name)
     result = json.loads(files[0].read_text())
-    assert set(result) >= {"started", "git", "machine", "settings", "sides",
-                           "ratio_sustained_cps"}
     assert result["started"].endswith("Z")
     assert result["machine"]["asterisk"].startswith("22.")
-    assert result["settings"]["agents"] == 12
+    assert result["settings"]["agents"] == 20
     assert set(result["sides"]) == {"dialplan", "callcontrol"}
     for name, side in result["sides"].items():
         assert "error" not in side, side.get("error")
-        assert len(side["steps"]) == 1
-        check_step(side["steps"][0], name)
-        assert side["max_sustained_cps"] == 2
+        assert [s["cps"] for s in side["steps"]] == list(STEPS)
+        for step, cps in zip(side["steps"], STEPS, strict=True):
+            check_step(step, name, cps)
+        assert side["max_sustained_cps"] == STEPS[-1]
     assert result["ratio_sustained_cps"] == 1.0
-    if result["chart"] is None:
-        assert result["chart_skipped"]
+    assert "| callcontrol | 4 |" in run.stderr  # the console table
+    if importlib.util.find_spec("matplotlib") is None:
+        assert result["chart"] is None and "matplotlib" in result["chart_skipped"]
     else:
-        assert (tmp_path / result["chart"]).is_file()
+        png = tmp_path / result["chart"]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

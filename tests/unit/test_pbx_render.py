@@ -121,7 +121,10 @@ def test_bench_parts_render_only_for_bench_instances() -> None:
     )
     sections = dict(_sections(bench["extensions.conf"]))
     assert "callcontrol-bench" in sections
-    assert "exten => 1,1,Queue(bench,,,,120)" in bench["extensions.conf"]
+    # the menu has its own context, so digit 1 never waits for a longer extension
+    assert sections["callcontrol-bench"] == {"exten": "200,1,Goto(callcontrol-bench-menu,s,1)"}
+    assert "callcontrol-bench-menu" in sections
+    assert "exten => 1,1,Queue(bench,,,,30)" in bench["extensions.conf"]
     queue = dict(_sections(bench["queues.conf"]))["bench"]
     assert queue["member"] == "PJSIP/agent-a1"
     assert "timestampevents = yes" in bench["manager.conf"]
