@@ -55,7 +55,7 @@ class StoreWriter:
         journal_dir: Path,
         *,
         batch_max: int = 500,
-        batch_interval: float = 0.05,
+        batch_interval: float = 0.2,
         memory_queue_max: int = 10000,
         retry_interval: float = 0.5,
         write_timeout: float = 10.0,
