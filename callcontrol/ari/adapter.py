@@ -242,9 +242,9 @@ class AriTelephony:
         """Create a bridge with a chosen id."""
         await self._client.request(ari.create_bridge(bridge_id, kind))
 
-    async def add_to_bridge(self, bridge_id: str, channel_id: str) -> None:
-        """Put a channel into a bridge."""
-        await self._client.request(ari.add_to_bridge(bridge_id, channel_id))
+    async def add_to_bridge(self, bridge_id: str, channel_id: str, *more: str) -> None:
+        """Put channels into a bridge: one request, whatever their number."""
+        await self._client.request(ari.add_to_bridge(bridge_id, ",".join((channel_id, *more))))
 
     async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
         """Take a channel out of a bridge."""
