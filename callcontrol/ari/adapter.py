@@ -20,8 +20,11 @@ from callcontrol.clock import utcnow
 from callcontrol.errors import CallControlError, NotFound
 
 # Frequent ARI events :func:`translate` maps to nothing (about half of a call's events): the
-# client asks Asterisk not to send them (:class:`~callcontrol.ari.client.AriClient`).
-IGNORED_EVENTS = ("ChannelVarset", "ChannelConnectedLine")
+# client asks Asterisk not to send them (:class:`~callcontrol.ari.client.AriClient`). A queue
+# call's bridge alone sends five (entered x2, left x2, destroyed), each carrying the whole
+# bridge and channel: the domain learns the same from its own requests and the hang-ups.
+IGNORED_EVENTS = ("ChannelVarset", "ChannelConnectedLine", "ChannelEnteredBridge",
+                  "ChannelLeftBridge", "BridgeDestroyed")
 
 # Dial statuses ARI reports while a dial is still in progress; any other non-empty one ends it.
 _DIAL_IN_PROGRESS = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
