@@ -145,10 +145,24 @@ async def queue_period_stats(
     return period_stats(records, queue, config, start, end)
 
 
+# The call events period_stats reads; of the agent events, only the end of a wrap-up.
+_COUNTED_CALL_KINDS = frozenset({"queue_entered", "queue_left", "queue_refused",
+                                 "agent_disconnected"})
+
+
+def counted(record: Record) -> bool:
+    """True when :func:`period_stats` can use ``record`` (the others change no figure)."""
+    if isinstance(record, CallEvent):
+        return record.kind in _COUNTED_CALL_KINDS
+    return isinstance(record, AgentEvent) and record.kind == "state" \
+        and record.data.get("from") == "wrap_up"
+
+
 class TodayLog:
     """The log the ACD writes to: passes every record on and keeps the ACD's records of the
-    current day (site time zone), from which :func:`queues_json` computes the day's
-    figures with the same function as any period report."""
+    current day (site time zone) that count (:func:`counted`: about a third of them), from
+    which :func:`queues_json` computes the day's figures with the same function as any
+    period report."""
 
     def __init__(self, inner: InteractionLog, tz: ZoneInfo) -> None:
         self._inner = inner
@@ -159,7 +173,7 @@ class TodayLog:
     def append(self, record: Record) -> None:
         """Journal ``record`` and keep it for today's figures."""
         self._inner.append(record)
-        if not isinstance(record, CallEvent | AgentEvent):
+        if not counted(record):
             return
         start = _midnight(record.at, self._tz)
         if start > self.day_start:
