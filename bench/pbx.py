@@ -51,7 +51,9 @@ def write_bench_config(work: Path, name: str, agents: int, spool: Path) -> Path:
     flows = work / "flows"
     flows.mkdir(exist_ok=True)
     shutil.copyfile(BENCH / "flows" / "bench.yaml", flows / "bench.yaml")
-    ports = allocate_ports()
+    # RTP+RTCP ports for every channel with media: a caller and its agent leg per call (the
+    # default block of 200 holds 100 channels: past ~50 calls, agent legs failed at once)
+    ports = allocate_ports(rtp_size=4 * agents + 200)
     data = {
         "base_dir": str(work),
         "asterisk": {
