@@ -115,7 +115,11 @@ class StoreWriter:
         seq = self._journal.append(record)
         if not spilling:
             self._queue.append((seq, record))
-        self._wakeup.set()
+        pending = self.pending
+        if pending == 1 or pending >= self._batch_max:
+            # the writer waits for the first record, then for a full batch or the interval
+            # (it looks again after every batch): one wake-up per batch, not per record
+            self._wakeup.set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
