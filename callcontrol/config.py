@@ -305,8 +305,9 @@ class DatabaseConfig(_Model):
     """The local journal every record is appended to before it goes to the database."""
     batch_max: int = 500
     """Most records written to the database in one transaction."""
-    batch_interval: float = 0.05
-    """Seconds the writer waits to fill a batch."""
+    batch_interval: float = 0.2
+    """Seconds the writer waits to fill a batch: the database lags the journal by about this
+    much, and each transaction's fixed cost is shared by the records of the interval."""
     memory_queue_max: int = 10000
     """Records held in memory behind the journal; beyond, the writer reads the journal."""
     retry_interval: float = 0.5

@@ -115,11 +115,12 @@ class FakeTelephony:
         self._do("create_bridge", bridge_id=bridge_id, kind=kind)
         self.bridges[bridge_id] = []
 
-    async def add_to_bridge(self, bridge_id: str, channel_id: str) -> None:
-        self._do("add_to_bridge", bridge_id=bridge_id, channel_id=channel_id)
-        if bridge_id not in self.bridges:
-            raise NotFound(404, f"bridge {bridge_id} not found")
-        self.bridges[bridge_id].append(channel_id)
+    async def add_to_bridge(self, bridge_id: str, channel_id: str, *more: str) -> None:
+        for channel in (channel_id, *more):
+            self._do("add_to_bridge", bridge_id=bridge_id, channel_id=channel)
+            if bridge_id not in self.bridges:
+                raise NotFound(404, f"bridge {bridge_id} not found")
+            self.bridges[bridge_id].append(channel)
 
     async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
         self._do("remove_from_bridge", bridge_id=bridge_id, channel_id=channel_id)

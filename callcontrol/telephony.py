@@ -254,8 +254,8 @@ class Telephony(Protocol):
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         """Create a bridge with a chosen id."""
 
-    async def add_to_bridge(self, bridge_id: str, channel_id: str) -> None:
-        """Put a channel into a bridge."""
+    async def add_to_bridge(self, bridge_id: str, channel_id: str, *more: str) -> None:
+        """Put a channel (and the ``more`` ones, in the same request) into a bridge."""
 
     async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
         """Take a channel out of a bridge."""

@@ -362,8 +362,7 @@ class _QueueSession:
         try:  # independent requests go together: the caller waits for two round trips
             await _together(self._stop_playback(), self.moh(False),
                             self.tel.create_bridge(self.bridge_id))
-            await _together(self.tel.add_to_bridge(self.bridge_id, self.ctx.channel_id),
-                            self.tel.add_to_bridge(self.bridge_id, self.agent_leg))
+            await self.tel.add_to_bridge(self.bridge_id, self.ctx.channel_id, self.agent_leg)
         except TelephonyError as exc:
             self.ctx.log("agent_bridge_failed", agent_id=self.agent_id, error=str(exc))
             await self._destroy_bridge()

@@ -2,10 +2,13 @@
 
 One long-lived task (:meth:`Acd.start`) runs :meth:`Acd._dispatch` whenever an agent becomes
 free or a caller enters: entries of every queue are visited in routing order (priority, then
-entry time) and each gets the best free agent its queue's strategy allows. Offering an agent
-puts it in ``ringing`` synchronously, so an agent shared by two queues is offered to one call at
-a time. A live caller's task is woken with :class:`~callcontrol.acd.events.AgentOffered` through
-``post``; a callback entry gets a task of the router's own (:mod:`callcontrol.acd.callback`).
+entry time) and each gets the best free agent its queue's strategy allows. The free agents of
+each queue are kept in an index (updated on every agent transition), so a pick looks only at
+agents that can take a call, and a round with no free agent visits no agent at all. Offering
+an agent puts it in ``ringing`` synchronously, so an agent shared by two queues is offered to one
+call at a time. A live caller's task is woken with
+:class:`~callcontrol.acd.events.AgentOffered` through ``post``; a callback entry gets a task
+of the router's own (:mod:`callcontrol.acd.callback`).
 
 Everything that counts for statistics (``queue_entered``, ``queue_left``, ``queue_refused``,
 ``agent_connected``, ``agent_disconnected``, ``callback_*``) is appended here, in one place, as
@@ -40,6 +43,11 @@ from callcontrol.logging import get_logger
 from callcontrol.store.records import CallEvent, InteractionLog
 
 _log = get_logger(__name__)
+
+
+def _ranks(member_ids: Sequence[str]) -> dict[str, int]:
+    """Each member's place in its queue's member order."""
+    return {agent_id: i for i, agent_id in enumerate(member_ids)}
 
 
 class UnknownQueue(AgentStateError):
@@ -78,6 +86,9 @@ class Acd:
         )
         self.lines = {name: WaitingLine(name, config) for name, config in queues.items()}
         self.members = {name: [a.id for a in agents if name in a.queues] for name in queues}
+        # queue -> its available agents (ids); kept by _agent_changed and _set_members
+        self._free: dict[str, set[str]] = {name: set() for name in queues}
+        self._rank = {name: _ranks(ids) for name, ids in self.members.items()}
         rng = random.Random(seed)
         self._strategies: dict[str, Strategy] = {
             name: make_strategy(config.strategy, self.members[name], rng)
@@ -412,9 +423,17 @@ class Acd:
             elif name not in queues and agent_id in members:
                 members.remove(agent_id)
         for name in self.lines:
+            self._rank[name] = _ranks(self.members[name])
             strategy = self._strategies[name]
             if isinstance(strategy, RoundRobin):
                 strategy.set_members(self.members[name])
+        agent = self.board.agents.get(agent_id)
+        for name, free in self._free.items():
+            if agent is not None and agent.state is AgentState.AVAILABLE \
+                    and agent_id in self._rank[name]:
+                free.add(agent_id)
+            else:
+                free.discard(agent_id)
 
     # -- logging ----------------------------------------------------------------------------
 
@@ -443,7 +462,16 @@ class Acd:
             self.board.ring_cancelled(agent_id)
 
     def _agent_changed(self, agent: Agent) -> None:
-        if agent.state is AgentState.AVAILABLE:
+        available = agent.state is AgentState.AVAILABLE
+        for queue in agent.config.queues:
+            free = self._free.get(queue)
+            if free is None or agent.id not in self._rank[queue]:
+                continue
+            if available:
+                free.add(agent.id)
+            else:
+                free.discard(agent.id)
+        if available:
             self.wake()
         if not agent.logged_in:
             for queue in agent.config.queues:
@@ -476,17 +504,21 @@ class Acd:
         entries.sort(key=QueueEntry.sort_key)
         for allow_tried in (False, True):
             for entry in entries:
-                if entry.offered_to is None:
+                if entry.offered_to is None and self._free[entry.queue]:
                     agent = self._pick(entry, allow_tried)
                     if agent is not None:
                         self._offer(entry, agent)
         return min(due) if due else None
 
     def _pick(self, entry: QueueEntry, allow_tried: bool) -> Agent | None:
+        """The best free agent for ``entry``: the strategy orders the queue's free agents
+        that qualify, in the queue's member order (as if every member had been visited)."""
+        agents = self.board.agents
+        rank = self._rank[entry.queue]
         candidates = [
-            agent for agent in (self.board.agents[a] for a in self.members[entry.queue])
-            if agent.state is AgentState.AVAILABLE and agent.reachable
-            and has_skills(agent, entry.skills)
+            agent for agent in (agents[a] for a in sorted(self._free[entry.queue],
+                                                          key=rank.__getitem__))
+            if agent.reachable and has_skills(agent, entry.skills)
             and (allow_tried or agent.id not in entry.tried)
         ]
         if not candidates:

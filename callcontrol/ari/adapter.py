@@ -20,8 +20,11 @@ from callcontrol.clock import utcnow
 from callcontrol.errors import CallControlError, NotFound
 
 # Frequent ARI events :func:`translate` maps to nothing (about half of a call's events): the
-# client asks Asterisk not to send them (:class:`~callcontrol.ari.client.AriClient`).
-IGNORED_EVENTS = ("ChannelVarset", "ChannelConnectedLine")
+# client asks Asterisk not to send them (:class:`~callcontrol.ari.client.AriClient`). A queue
+# call's bridge alone sends five (entered x2, left x2, destroyed), each carrying the whole
+# bridge and channel: the domain learns the same from its own requests and the hang-ups.
+IGNORED_EVENTS = ("ChannelVarset", "ChannelConnectedLine", "ChannelEnteredBridge",
+                  "ChannelLeftBridge", "BridgeDestroyed")
 
 # Dial statuses ARI reports while a dial is still in progress; any other non-empty one ends it.
 _DIAL_IN_PROGRESS = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
@@ -242,9 +245,9 @@ class AriTelephony:
         """Create a bridge with a chosen id."""
         await self._client.request(ari.create_bridge(bridge_id, kind))
 
-    async def add_to_bridge(self, bridge_id: str, channel_id: str) -> None:
-        """Put a channel into a bridge."""
-        await self._client.request(ari.add_to_bridge(bridge_id, channel_id))
+    async def add_to_bridge(self, bridge_id: str, channel_id: str, *more: str) -> None:
+        """Put channels into a bridge: one request, whatever their number."""
+        await self._client.request(ari.add_to_bridge(bridge_id, ",".join((channel_id, *more))))
 
     async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
         """Take a channel out of a bridge."""

@@ -681,7 +681,7 @@ def create_bridge(bridge_id: str, kind: str = "mixing", name: str | None = None)
 
 
 def add_to_bridge(bridge_id: str, channel_id: str, role: str | None = None) -> Request:
-    """Put a channel into a bridge."""
+    """Put a channel into a bridge (``channel_id``: one id, or several joined by commas)."""
     return Request(
         "POST", f"/bridges/{_seg(bridge_id)}/addChannel", _params(channel=channel_id, role=role)
     )

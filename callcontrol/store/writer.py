@@ -55,7 +55,7 @@ class StoreWriter:
         journal_dir: Path,
         *,
         batch_max: int = 500,
-        batch_interval: float = 0.05,
+        batch_interval: float = 0.2,
         memory_queue_max: int = 10000,
         retry_interval: float = 0.5,
         write_timeout: float = 10.0,
@@ -115,7 +115,11 @@ class StoreWriter:
         seq = self._journal.append(record)
         if not spilling:
             self._queue.append((seq, record))
-        self._wakeup.set()
+        pending = self.pending
+        if pending == 1 or pending >= self._batch_max:
+            # the writer waits for the first record, then for a full batch or the interval
+            # (it looks again after every batch): one wake-up per batch, not per record
+            self._wakeup.set()
 
     # -- lifecycle ------------------------------------------------------------------------
 

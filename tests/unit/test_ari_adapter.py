@@ -155,6 +155,16 @@ async def test_commands_send_the_matching_requests() -> None:
     assert client.sent[4].params == {"timeout": "15", "caller": "c1"}
 
 
+async def test_channels_join_a_bridge_in_one_request() -> None:
+    telephony, client = port()
+    await telephony.add_to_bridge("b-1", "c1")
+    await telephony.add_to_bridge("b-1", "c1", "leg-1")
+    assert [(r.path, dict(r.params)) for r in client.sent] == [
+        ("/bridges/b-1/addChannel", {"channel": "c1"}),
+        ("/bridges/b-1/addChannel", {"channel": "c1,leg-1"}),
+    ]
+
+
 async def test_gone_playbacks_and_bridges_are_not_errors() -> None:
     telephony, _ = port({
         ("DELETE", "/playbacks/pb-1"): NotFound(404, "Playback not found"),

@@ -56,8 +56,10 @@ async def standin() -> AsyncIterator[FilterStandIn]:
 
 def test_ignored_events_translate_to_nothing() -> None:
     channel = {"id": "c1", "state": "Up", "caller": {"number": "1"}}
+    bridge = {"id": "b1", "channels": ["c1"]}
     for name in IGNORED_EVENTS:
-        event = ari.parse_event({"type": name, "variable": "X", "value": "1", "channel": channel})
+        event = ari.parse_event({"type": name, "variable": "X", "value": "1", "channel": channel,
+                                 "bridge": bridge})
         assert not isinstance(event, ari.UnknownEvent), name
         assert translate(event) == []
 

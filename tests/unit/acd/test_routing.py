@@ -151,3 +151,39 @@ async def test_paused_logged_out_and_unreachable_agents_are_never_offered(
         acd.ring_failed(entry, offers(harness)[-1].agent_id)
         acd.leave(entry, "abandoned")
     assert {o.agent_id for o in offers(harness)} == {"ok"}
+
+
+async def test_free_agent_index_follows_transitions_and_roster_changes(
+    harness: Harness,
+) -> None:
+    """The router picks from an index of free agents per queue: it must hold exactly the
+    available members through every kind of change (state, queues, roster)."""
+    acd = await harness.build([agent("a1", ["q", "r"]), agent("a2", ["q"])],
+                              {"q": queue(), "r": queue()})
+
+    def free() -> dict[str, set[str]]:
+        index = {name: set(ids) for name, ids in acd._free.items()}
+        scan = {name: {a for a in members
+                       if acd.board.agents[a].state is AgentState.AVAILABLE}
+                for name, members in acd.members.items()}
+        assert index == scan
+        return index
+
+    assert free() == {"q": {"a1", "a2"}, "r": {"a1"}}
+    acd.board.pause("a1", "break")
+    assert free() == {"q": {"a2"}, "r": set()}
+    acd.board.unpause("a1")
+    acd.update_agent(agent("a1", ["r"]))  # leaves q while available
+    assert free() == {"q": {"a2"}, "r": {"a1"}}
+    acd.add_agent(agent("a3", ["q"]), reachable=True)
+    acd.board.login("a3")
+    assert free() == {"q": {"a2", "a3"}, "r": {"a1"}}
+    entry = acd.enter("q", "c1", "ch1", "")
+    await wait_for(lambda: len(offers(harness)) == 1)
+    assert free()["q"] == {"a2", "a3"} - {offers(harness)[0].agent_id}
+    acd.ring_failed(entry, offers(harness)[0].agent_id)
+    acd.leave(entry, "abandoned")
+    acd.board.logout("a3")
+    acd.remove_agent("a3")
+    acd.board.set_reachable("ep-a2", False)
+    assert free() == {"q": set(), "r": {"a1"}}
