@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
 from callcontrol.errors import StoreError
-from callcontrol.store import journal as journal_module
 from callcontrol.store.db import create_engine
 from callcontrol.store.journal import Journal
 from callcontrol.store.migrations import upgrade
@@ -51,7 +50,7 @@ class Disk:
 @pytest.fixture
 def disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[Disk]:
     disk = Disk()
-    monkeypatch.setattr(journal_module.os, "write", disk.write)
+    monkeypatch.setattr(os, "write", disk.write)  # journal segments only, see Disk
     yield disk
 
 
@@ -74,8 +73,7 @@ def journaled(directory: Path) -> list[int]:
     j.open()
     reader = j.reader(0)
     try:
-        return [rec.data["n"] for _, rec in reader.read(100_000)  # type: ignore[attr-defined]
-                if isinstance(rec, CallEvent)]
+        return [rec.data["n"] for _, rec in reader.read(100_000) if isinstance(rec, CallEvent)]
     finally:
         reader.close()
         j.close()
