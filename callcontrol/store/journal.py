@@ -234,8 +234,10 @@ class Journal:
         os.close(fd)
 
     def _delete_confirmed_segments(self) -> None:
+        # the last segment stays, even abandoned: the next one is numbered after it, and the
+        # tail and readers point into it
         keep: list[_Segment] = []
-        closed = self._segments[:-1] if self._fd is not None else self._segments
+        closed = self._segments[:-1]
         for segment in closed:
             if segment.last_seq is None or segment.last_seq <= self.confirmed:
                 segment.path.unlink(missing_ok=True)

@@ -67,6 +67,10 @@ def event(n: int, call_id: str = "c1") -> CallEvent:
     return CallEvent(call_id=call_id, kind="step", data={"n": n})
 
 
+def segments(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("*.jsonl"))
+
+
 def journaled(directory: Path) -> list[int]:
     """The ``n`` of every event line in the journal's segments (torn lines left out)."""
     j = Journal(directory)
@@ -115,7 +119,25 @@ def test_a_line_written_in_part_is_left_behind_with_its_segment(
     disk.short = 7
     with pytest.raises(StoreError, match="short write"):
         j.append(event(2))
+    j.confirm(1)  # the abandoned segment holds nothing unconfirmed, yet it is not lost track of
     assert j.append(event(2)) == 2  # in a new segment
+    j.confirm(2)
+    assert segments(tmp_path / "j") == ["0000000002.jsonl"]
+    assert j.append(event(3)) == 3
+    j.close()
+    with capture_logs() as logs:
+        assert journaled(tmp_path / "j") == [2, 3]
+    assert "journal_torn_line" not in [e["event"] for e in logs]  # its segment is deleted
+
+
+def test_a_torn_line_is_skipped_when_read_back(tmp_path: Path, disk: Disk) -> None:
+    j = Journal(tmp_path / "j")
+    j.open()
+    j.append(event(1))
+    disk.short = 7
+    with pytest.raises(StoreError, match="short write"):
+        j.append(event(2))
+    assert j.append(event(2)) == 2
     j.close()
     with capture_logs() as logs:
         assert journaled(tmp_path / "j") == [1, 2]
@@ -131,7 +153,7 @@ async def test_disk_full_with_the_database_up_loses_nothing(
         writer.append(CallOpened(call_id="c1", channel_id="ch1"))
         for n in range(0, 50):
             writer.append(event(n))
-        disk.full = True
+        disk.short, disk.full = 5, True  # the last bytes taken, then nothing
         with capture_logs() as logs:
             for n in range(50, 150):  # nothing raises: the call goes on
                 writer.append(event(n))
