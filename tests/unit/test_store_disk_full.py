@@ -208,19 +208,21 @@ async def test_disk_full_with_the_database_down_keeps_a_backlog_until_space_retu
         await engine.dispose()
 
 
-async def test_a_full_backlog_drops_and_counts(tmp_path: Path, disk: Disk) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/no-tables.db")
+async def test_a_full_backlog_drops_and_counts(
+    engine: AsyncEngine, tmp_path: Path, disk: Disk
+) -> None:
     writer = StoreWriter(engine, tmp_path / "j", retry_interval=0.05, backlog_max=10)
     writer.start()
     try:
         disk.full = True
-        records: list[Record] = [event(n) for n in range(15)]
         with capture_logs() as logs:
-            for record in records:
-                writer.append(record)
+            for n in range(15):  # no await in between: the writer cannot drain the backlog
+                writer.append(event(n))
         assert writer.journal_health()["backlog"] == 10
         assert writer.journal_health()["dropped"] == writer.dropped == 5
         assert [e["event"] for e in logs].count("journal_backlog_full_record_dropped") == 5
+        async with asyncio.timeout(10):
+            await writer.flush()  # the backlog goes straight to the database
     finally:
-        await writer.close(grace=0.2)
-        await engine.dispose()
+        await writer.close()
+    assert await stored(engine) == list(range(10))
