@@ -318,6 +318,10 @@ class DatabaseConfig(_Model):
     """How often an idle writer checks that the database answers (for ``/health``)."""
     journal_segment_bytes: int = 8 * 1024 * 1024
     """Size at which the journal starts a new segment file."""
+    journal_backlog_max: int = Field(100_000, ge=1)
+    """Records held in memory while the journal cannot be written (disk full); they go to the
+    journal, or straight to the database, as soon as one takes them. Beyond, records are
+    dropped and counted in ``/health`` (``journal.dropped``)."""
 
 
 class HttpConfig(_Model):

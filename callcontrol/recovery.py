@@ -1,6 +1,13 @@
 """Reconciliation after every ARI (re)connect and at start (DECISIONS.md, "Restart and adopt").
 
-    for each call the daemon tracks whose channel is gone      -> end it as ``lost``
+    for each call the daemon tracks whose channel is gone:
+        Asterisk restarted since the last resync (or unknown)  -> end it as ``lost``
+        Asterisk did not restart (the link was cut, the caller -> end it as if its hangup had
+        hung up meanwhile)                                        been heard now: its own
+                                                                  outcome (``completed`` when
+                                                                  talking, ``abandoned`` when
+                                                                  waiting...), timeline
+                                                                  ``hangup_unseen``
     for each open call row no running task owns:
         its channel still in our app (the daemon died)         -> stop its playbacks, then:
             bridged with an agent by its queue                 -> adopt: a new task, the bridge
@@ -82,6 +89,7 @@ class Recovery:
         self.ledger = ledger
         self.busy = False
         self.runs = 0
+        self._pbx_started: datetime | None = None  # Asterisk's start time at the last resync
 
     async def resync(self) -> None:
         """Reconcile calls, rows and channels with what Asterisk has now."""
@@ -96,11 +104,17 @@ class Recovery:
 
     async def _resync(self) -> None:
         channels = {c.channel_id: c for c in await self.telephony.list_channels()}
-        for session in list(self.calls.sessions.values()):
-            if session.channel_id not in channels:
-                self.calls.abort(session, "lost", "channel gone after the PBX link came back")
-        owned_calls = {s.call_id for s in self.calls.sessions.values()}
         startup = await self.telephony.pbx_started()
+        restarted = startup is None or startup != self._pbx_started
+        self._pbx_started = startup
+        for session in list(self.calls.sessions.values()):
+            if session.channel_id in channels:
+                continue
+            if restarted:
+                self.calls.abort(session, "lost", "channel gone after the PBX link came back")
+            else:
+                self.calls.hangup_unseen(session)
+        owned_calls = {s.call_id for s in self.calls.sessions.values()}
         handled: set[str] = set()
         for row in await open_calls(self.engine):
             if row.call_id in owned_calls:

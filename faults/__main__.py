@@ -1,22 +1,35 @@
 """``python -m faults`` (``make faults``): inject faults under a stream of calls, then count.
 
 Knobs (environment, or the same names as flags, e.g. ``--cps 5``):
-  FAULTS_CPS              new calls per second of the stream (default 2)
-  FAULTS_PHASE_SECONDS    stream seconds around each fault (default 20)
-  FAULTS_LEAD_SECONDS     seconds into each phase the fault is injected (default 6)
-  FAULTS_TALK_SECONDS     how long a caller stays after pressing 1 (default 4)
-  FAULTS_DB_DOWN_SECONDS  how long the database stays stopped (default 10)
-  FAULTS_LIST             faults in order (default kill_daemon,restart_asterisk,stop_database;
-                          a fault may be repeated; also hang_then_kill_daemon: SIGSTOP for 2 s,
-                          then SIGKILL, so calls enter the app while the daemon reads nothing)
-  FAULTS_AGENTS           agent headsets (default: enough for the stream's concurrent calls)
-  FAULTS_OUT              results folder (default faults/results)
-  FAULTS_KEEP             1: keep the work folder (daemon log, sipp traces, Asterisk logs)
-A longer run: FAULTS_CPS=10 FAULTS_PHASE_SECONDS=60 FAULTS_LEAD_SECONDS=20
-FAULTS_LIST=kill_daemon,restart_asterisk,stop_database,kill_daemon,stop_database.
+  FAULTS_CPS                new calls per second of the stream (default 2; at most 10)
+  FAULTS_PHASE_SECONDS      stream seconds around each fault (default 45: the longest fault,
+                            the database's 30 s, and its recovery fit in)
+  FAULTS_LEAD_SECONDS       seconds into each phase the fault is injected (default 6)
+  FAULTS_TALK_SECONDS       how long a caller stays after pressing 1 (default 4)
+  FAULTS_DB_DOWN_SECONDS    how long PostgreSQL stays stopped (default 30)
+  FAULTS_STOP_SECONDS       how long the daemon stays SIGSTOPped in stop_daemon (default 5)
+  FAULTS_CUT_SECONDS        how long cut_ari / cut_ami keep the link cut (default 10)
+  FAULTS_DISK_FULL_SECONDS  how long journal_full keeps the journal's disk full (default 10)
+  FAULTS_LIST               faults in order (default: every fault below once; a fault may be
+                            repeated):
+      restart_asterisk      Asterisk stopped gracefully and started again
+      kill_asterisk         Asterisk SIGKILLed and started again
+      kill_daemon           the daemon SIGKILLed; the harness's supervisor restarts it
+      stop_daemon           the daemon SIGSTOPped, then SIGCONTinued (same process)
+      stop_database         the private PostgreSQL stopped, then started again
+      cut_ari               the daemon's ARI link (WebSocket and HTTP) cut at the harness's TCP
+                            proxy: open connections reset, new ones refused, then restored
+      cut_ami               the daemon's AMI link cut the same way
+      journal_full          the journal's tmpfs (mounted by the harness: needs root) filled
+      hang_then_kill_daemon (not in the default list) SIGSTOP for 2 s, then SIGKILL
+  FAULTS_AGENTS             agent headsets (default: enough for the stream's concurrent calls)
+  FAULTS_OUT                results folder (default faults/results)
+  FAULTS_KEEP               1: keep the work folder (daemon log, sipp traces, Asterisk logs)
+A run at 10 calls/s: FAULTS_CPS=10 (every fault once, about 7 minutes).
 
-Exit 0 when every call has a final row and nothing is doubled, 1 otherwise (the result file
-lists each such call with its timeline and the daemon's log lines about it).
+Exit 0 when every call has a final row with an outcome, nothing is doubled, every call that
+reached Asterisk has exactly one row and the daemon came back after each fault; 1 otherwise (the
+result file lists each such call with its timeline and the daemon's log lines about it).
 """
 
 from __future__ import annotations
@@ -38,14 +51,18 @@ from bench.pbx import EXTENSION, BenchPbx, SippAgents, start_bench_pbx
 from bench.report import git_commit
 from bench.sides import wait_idle
 from callcontrol.config import resolve_secret
+from callcontrol.pbx.ports import free_port
 from callcontrol.store.db import create_engine
 from callcontrol_testing.postgres import PrivatePostgres
+from faults.diskfull import JournalDisk
 from faults.inject import DEFAULT_FAULTS, FAULTS, FaultWindow, Rig
+from faults.proxy import LinkProxy
 from faults.stasis import StasisRecorder
 from faults.stream import CallStream, StreamPlan, StreamResult
-from faults.supervisor import SupervisedDaemon
+from faults.supervisor import Restart, SupervisedDaemon
 from faults.tally import Phase, read_store, tally
 
+KILLING_FAULTS = frozenset({"kill_daemon", "hang_then_kill_daemon"})
 FLOW = ("bench hotline (bench/flows/bench.yaml): answer, prompt with barge-in, digit 1 "
         "(RFC 2833, 1.5 s after the answer), queue 'bench', a sipp agent answers at once, "
         "talk, the caller hangs up")
@@ -57,13 +74,19 @@ def parse_args(argv: list[str] | None, env: dict[str, str]) -> argparse.Namespac
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cps", type=float, default=float(env.get("FAULTS_CPS", "2")))
     parser.add_argument("--phase-seconds", type=float,
-                        default=float(env.get("FAULTS_PHASE_SECONDS", "20")))
+                        default=float(env.get("FAULTS_PHASE_SECONDS", "45")))
     parser.add_argument("--lead-seconds", type=float,
                         default=float(env.get("FAULTS_LEAD_SECONDS", "6")))
     parser.add_argument("--talk-seconds", type=float,
                         default=float(env.get("FAULTS_TALK_SECONDS", "4")))
     parser.add_argument("--db-down-seconds", type=float,
-                        default=float(env.get("FAULTS_DB_DOWN_SECONDS", "10")))
+                        default=float(env.get("FAULTS_DB_DOWN_SECONDS", "30")))
+    parser.add_argument("--stop-seconds", type=float,
+                        default=float(env.get("FAULTS_STOP_SECONDS", "5")))
+    parser.add_argument("--cut-seconds", type=float,
+                        default=float(env.get("FAULTS_CUT_SECONDS", "10")))
+    parser.add_argument("--disk-full-seconds", type=float,
+                        default=float(env.get("FAULTS_DISK_FULL_SECONDS", "10")))
     parser.add_argument("--faults", default=env.get("FAULTS_LIST", ",".join(DEFAULT_FAULTS)))
     parser.add_argument("--agents", type=int, default=int(env.get("FAULTS_AGENTS", "0")))
     parser.add_argument("--out", type=Path, default=Path(env.get("FAULTS_OUT", "faults/results")))
@@ -73,20 +96,31 @@ def parse_args(argv: list[str] | None, env: dict[str, str]) -> argparse.Namespac
     unknown = set(args.faults) - set(FAULTS)
     if unknown or not args.faults:
         parser.error(f"unknown faults {sorted(unknown)} (known: {', '.join(FAULTS)}) or none")
-    if not 0 <= args.lead_seconds < args.phase_seconds or args.cps <= 0:
-        parser.error("need 0 <= lead-seconds < phase-seconds and cps > 0")
+    if not 0 <= args.lead_seconds < args.phase_seconds or not 0 < args.cps <= 10:
+        parser.error("need 0 <= lead-seconds < phase-seconds and 0 < cps <= 10")
     if args.agents <= 0:
         # concurrent calls ~ cps x (answer + prompt until the digit + talk), plus a margin
         args.agents = math.ceil(args.cps * (args.talk_seconds + 3) * 1.3) + 2
     return args
 
 
-def use_postgres(pbx: BenchPbx, url: str) -> None:
-    """Point the bench config at ``url`` and log at info (recovery lines are info)."""
+def point_daemon(pbx: BenchPbx, url: str, proxies: dict[str, LinkProxy]) -> None:
+    """Point the daemon's config at the database ``url`` and at the link proxies (ARI URL,
+    AMI port), and log at info (recovery lines are info). Asterisk was rendered from the
+    config before: it keeps its own ports."""
     data = json.loads(pbx.config_file.read_text())
     data["database"]["url"] = url
+    data["asterisk"]["ari"]["url"] = f"http://127.0.0.1:{proxies['ari'].listen_port}"
+    data["asterisk"]["ami"]["port"] = proxies["ami"].listen_port
     data["run"]["log_level"] = "info"
     pbx.config_file.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def link_proxies(pbx: BenchPbx) -> dict[str, LinkProxy]:
+    """A proxy for each of the daemon's links to Asterisk, on a free port."""
+    instance = pbx.instance
+    return {"ari": LinkProxy("ari", free_port(), instance.host, instance.http_port),
+            "ami": LinkProxy("ami", free_port(), instance.host, instance.ami_port)}
 
 
 async def inject_all(rig: Rig, names: list[str], start: float, phase: float, lead: float,
@@ -138,7 +172,25 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 async def _run_on(pbx: BenchPbx, postgres: PrivatePostgres, args: argparse.Namespace,
                   started: datetime) -> dict[str, Any]:
     url = postgres.url("postgres")
-    await asyncio.to_thread(use_postgres, pbx, url)
+    proxies = link_proxies(pbx)
+    await asyncio.to_thread(point_daemon, pbx, url, proxies)
+    disk = JournalDisk(pbx.config.path(pbx.config.database.journal_dir))
+    if "journal_full" in args.faults:
+        await asyncio.to_thread(disk.mount)
+    try:
+        for proxy in proxies.values():
+            await proxy.start()
+        return await _run_rig(pbx, postgres, proxies, disk, args, started)
+    finally:
+        for proxy in proxies.values():
+            await proxy.close()
+        await asyncio.to_thread(disk.unmount)
+
+
+async def _run_rig(pbx: BenchPbx, postgres: PrivatePostgres, proxies: dict[str, LinkProxy],
+                   disk: JournalDisk, args: argparse.Namespace,
+                   started: datetime) -> dict[str, Any]:
+    url = postgres.url("postgres")
     version = (await pbx.instance.cli("core show version")).split()[1]
     ast = pbx.config.asterisk
     agents = SippAgents(pbx)
@@ -146,7 +198,9 @@ async def _run_on(pbx: BenchPbx, postgres: PrivatePostgres, args: argparse.Names
     ami = StasisRecorder(ast.ami.host, ast.ami.port, ast.ami.user,
                          resolve_secret(pbx.config, ast.ami.password).get_secret_value())
     engine = create_engine(url)
-    rig = Rig(pbx, agents, daemon, postgres, args.db_down_seconds)
+    rig = Rig(pbx, agents, daemon, postgres, proxies, disk,
+              db_down_seconds=args.db_down_seconds, stop_seconds=args.stop_seconds,
+              cut_seconds=args.cut_seconds, disk_full_seconds=args.disk_full_seconds)
     try:
         await agents.start()
         await daemon.start()
@@ -168,6 +222,7 @@ async def _run_on(pbx: BenchPbx, postgres: PrivatePostgres, args: argparse.Names
         if not phases:
             raise RuntimeError("the stream ended before any fault was injected")
         counted = tally(result.calls, phases, store, ami.by_call_id(), daemon.log_file)
+        mark_daemon_up(counted["faults"], phases, daemon.restarts)
     finally:
         await ami.close()
         await daemon.stop()
@@ -180,7 +235,9 @@ async def _run_on(pbx: BenchPbx, postgres: PrivatePostgres, args: argparse.Names
         "machine": {"cores": os.cpu_count(), "asterisk": version},
         "settings": {"cps": args.cps, "phase_seconds": args.phase_seconds,
                      "lead_seconds": args.lead_seconds, "talk_seconds": args.talk_seconds,
-                     "db_down_seconds": args.db_down_seconds, "faults": args.faults,
+                     "db_down_seconds": args.db_down_seconds,
+                     "stop_seconds": args.stop_seconds, "cut_seconds": args.cut_seconds,
+                     "disk_full_seconds": args.disk_full_seconds, "faults": args.faults,
                      "agents": args.agents, "database": "postgresql (private server)",
                      "flow": FLOW},
         "sipp": {"exit": result.returncode, "created": result.stats.created,
@@ -191,8 +248,22 @@ async def _run_on(pbx: BenchPbx, postgres: PrivatePostgres, args: argparse.Names
         "faults": counted["faults"],
         "totals": totals,
         "defects": counted["defects"],
-        "ok": totals["without_final_row"] == 0 and totals["doubled"] == 0,
+        "ok": (totals["without_final_row"] == totals["doubled"] == 0
+               and totals["rows_without_outcome"] == 0
+               and totals["reached_without_exactly_one_row"] == 0
+               and all(f["daemon_up"] for f in counted["faults"])),
     }
+
+
+def mark_daemon_up(faults: list[dict[str, Any]], phases: list[Phase],
+                   restarts: list[Restart]) -> None:
+    """Per fault, ``daemon_up``: the daemon served again after the fault and died only when
+    the fault killed it (``daemon_deaths`` counts the deaths in its phase)."""
+    for out, phase in zip(faults, phases, strict=True):
+        deaths = sum(1 for r in restarts if phase.start <= r.died < phase.end)
+        killed = 1 if phase.fault.name in KILLING_FAULTS else 0
+        out["daemon_deaths"] = deaths
+        out["daemon_up"] = phase.fault.recovered is not None and deaths == killed
 
 
 def write(result: dict[str, Any], out_dir: Path) -> Path:
@@ -202,6 +273,26 @@ def write(result: dict[str, Any], out_dir: Path) -> Path:
     path = out_dir / f"{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """One line per fault with the figures that matter, then the totals."""
+    lines = []
+    for f in result["faults"]:
+        ast = f["asterisk"]
+        lines.append(
+            f"faults: {f['fault']['name']}: daemon up {f['daemon_up']}, reconnect "
+            f"{f['fault']['reconnect_s']} s, {f['attempted']} calls, failed during the fault "
+            f"{f['failed_during_fault']}, without final row {f['without_final_row']}, rows "
+            f"without outcome {f['rows_without_outcome']}, doubled {f['doubled']}, reached "
+            f"the hotline {ast['reached_hotline']} / with one row {ast['with_one_row']}; "
+            f"classes {f['classes']}")
+    t = result["totals"]
+    lines.append(f"faults: totals: {t['attempted']} calls, without final row "
+                 f"{t['without_final_row']}, rows without outcome {t['rows_without_outcome']}, "
+                 f"doubled {t['doubled']}, reached the hotline {t['reached_hotline']} (without "
+                 f"exactly one row {t['reached_without_exactly_one_row']})")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,12 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     path = write(result, args.out)
     print(path)
-    for fault in result["faults"]:
-        print(f"faults: {fault['fault']['name']}: {fault['attempted']} calls, "
-              f"{fault['failed_during_fault']} failed during the fault, "
-              f"classes {fault['classes']}", file=sys.stderr)
-    print(f"faults: without final row {result['totals']['without_final_row']}, "
-          f"doubled {result['totals']['doubled']}", file=sys.stderr)
+    for line in summary(result):
+        print(line, file=sys.stderr)
     return 0 if result["ok"] else 1
 
 

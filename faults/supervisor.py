@@ -82,6 +82,12 @@ class SupervisedDaemon(BenchDaemon):
             raise RuntimeError("the daemon is not running")
         os.kill(self._process.pid, signal.SIGSTOP)
 
+    def thaw(self) -> None:
+        """SIGCONT a frozen daemon."""
+        if self._process is None or self._process.returncode is not None:
+            raise RuntimeError("the daemon is not running")
+        os.kill(self._process.pid, signal.SIGCONT)
+
     async def next_restart(self, after: int, time_limit: float = 60.0) -> Restart:
         """Wait until restart number ``after`` (0-based) has finished (ready or failed)."""
         async def done() -> None:

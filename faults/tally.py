@@ -1,7 +1,9 @@
 """Match every call sipp placed to the daemon's rows and count, per fault.
 
-Each call is put in the phase of the fault during which sipp started it, and in exactly one
-class (so the classes of a phase add up to its attempted calls):
+Each call is put in the phase of the last fault its life overlapped (from the fault's injection
+until the service was back), else in the phase during which sipp started it: a call started
+late in one phase and cut by the next fault counts against the fault that cut it. Each call is
+in exactly one class (so the classes of a phase add up to its attempted calls):
 
     <outcome>             it has a final row (``ended_at`` and ``outcome``): the outcome; a
                           call the dialplan fallback answered while the daemon was not
@@ -119,6 +121,11 @@ def tally(calls: dict[str, SippCall], phases: list[Phase], store: StoreView,
         conflicting = any(_doubled_terminal(store, r) for r in rows)
         out["doubled"] += doubled
         out["without_final_row"] += kind in DEFECT_CLASSES
+        out["rows_without_outcome"] += sum(1 for r in rows if r.ended_at is None or not r.outcome)
+        if stasis.get(call.call_id):
+            out["asterisk"]["reached_hotline"] += 1
+            out["asterisk"]["with_one_row"] += len(rows) == 1
+            out["asterisk"]["without_exactly_one_row"] += len(rows) != 1
         if kind in DEFECT_CLASSES or doubled or conflicting:
             defects.append(_defect(call, kind, rows, store, stasis, daemon_log,
                                    phase.fault.name, doubled))
@@ -131,6 +138,10 @@ def tally(calls: dict[str, SippCall], phases: list[Phase], store: StoreView,
         "doubled_record_ids": store.doubled_record_ids,
         "conflicting_closes": sum(1 for rows in store.rows.values() for r in rows
                                   if _doubled_terminal(store, r)),
+        "rows_without_outcome": sum(p["rows_without_outcome"] for p in per_phase),
+        "reached_hotline": sum(p["asterisk"]["reached_hotline"] for p in per_phase),
+        "reached_without_exactly_one_row": sum(p["asterisk"]["without_exactly_one_row"]
+                                               for p in per_phase),
         "rows_not_placed_by_sipp": len(unmatched),
         "open_rows_in_db": sum(1 for rows in store.rows.values() for r in rows
                                if r.ended_at is None),
@@ -148,11 +159,15 @@ def _empty(phase: Phase) -> dict[str, Any]:
         "attempted": 0, "sipp": {"completed": 0, "failed": 0}, "classes": Counter(),
         "reasons": Counter(),
         "failed": 0, "during_fault": 0, "failed_during_fault": 0,
-        "without_final_row": 0, "doubled": 0,
+        "without_final_row": 0, "rows_without_outcome": 0, "doubled": 0,
+        "asterisk": {"reached_hotline": 0, "with_one_row": 0, "without_exactly_one_row": 0},
     }
 
 
 def _phase_of(call: SippCall, phases: list[Phase]) -> int:
+    hit = [index for index, phase in enumerate(phases) if _overlaps(call, phase.fault)]
+    if hit:
+        return hit[-1]
     for index, phase in enumerate(phases):
         if call.started < phase.end:
             return index

@@ -62,6 +62,7 @@ class ApiFacade:
         links = {
             **{name: link.snapshot() for name, link in self.links.items()},
             "db": self.store.health(),
+            "journal": self.store.journal_health(),
         }
         body: dict[str, Any] = {
             **links,

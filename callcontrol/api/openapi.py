@@ -143,8 +143,8 @@ OPENAPI: dict[str, Any] = {
         },
     },
     "paths": {
-        "/health": {"get": _op("Links (ari, ami, db) and flow load state; 503 while a link is "
-                               "down. Open on localhost.", None, errors=(503,))},
+        "/health": {"get": _op("Links (ari, ami, db, journal) and flow load state; 503 while "
+                               "a link is down. Open on localhost.", None, errors=(503,))},
         "/api/openapi.json": {"get": _op("This document", None)},
         "/api/calls": {"get": _op("Newest calls first", "supervisor", {"type": "array"},
                                   [{"name": "limit", "in": "query",

@@ -35,7 +35,7 @@ from callcontrol.clock import utcnow
 from callcontrol.errors import NotFound, PbxUnreachable, TelephonyError
 from callcontrol.logging import get_logger
 from callcontrol.store.records import CallOpened, InteractionLog, Outcome, new_id
-from callcontrol.telephony import ChannelEntered, Telephony, TelephonyEvent
+from callcontrol.telephony import ChannelEntered, ChannelLeftApp, Telephony, TelephonyEvent
 
 log = get_logger("callcontrol.calls")
 
@@ -251,6 +251,12 @@ class CallManager:
         """Make a call end with ``outcome`` at its next wait."""
         session.inbox.put_nowait(AbortCall(channel_id=session.channel_id, outcome=outcome,
                                            reason=reason, hand_to_dialplan=hand_to_dialplan))
+
+    def hangup_unseen(self, session: CallSession) -> None:
+        """The caller's channel left while the PBX link was down, Asterisk still running: end
+        the call at its next wait as if the hangup had been heard now (its own outcome)."""
+        session.log("hangup_unseen", reason="channel gone while the PBX link was down")
+        session.inbox.put_nowait(ChannelLeftApp(channel_id=session.channel_id))
 
     async def drain(self, grace: float) -> None:
         """Stop taking calls, let calls finish for ``grace`` seconds, then hand the rest to

@@ -93,46 +93,64 @@ class Journal:
     def append(self, record: Record) -> int:
         """Write ``record`` as the next line and return its sequence number.
 
-        Raise :class:`StoreError` when the line could not be written whole (the segment is then
-        abandoned and a new one started, so a partial line stays the last of its segment).
+        Raise :class:`StoreError` when the line could not be written whole (disk full, I/O
+        error): nothing of it counts. A line written in part is abandoned with its segment (the
+        next append starts a new one), so a partial line stays the last of its segment.
         """
-        if self._fd is None:
+        if not self._segments:
             raise StoreError("journal is not open")
+        if self._fd is None:  # the last segment was abandoned: start a new one
+            self._new_segment()
+        assert self._fd is not None
         seq = self.last_seq + 1
         line = encode_line(seq, record)
         try:
             written = os.write(self._fd, line)
-            if written != len(line):
-                raise OSError(f"short write ({written} of {len(line)} bytes)")
-        except OSError as exc:
-            log.error("journal_write_failed", error=str(exc), record_id=record.record_id)
-            self._rotate()
+        except OSError as exc:  # nothing written: the segment stays usable
             raise StoreError(f"cannot write journal: {exc}") from exc
+        if written != len(line):
+            self._abandon_segment()
+            raise StoreError(f"cannot write journal: short write ({written} of {len(line)} "
+                             "bytes)")
         self.last_seq = seq
         self._segments[-1].last_seq = seq
         self._size += written
         self._dirty = True
-        if self._size >= self.segment_bytes:
-            self._rotate()
+        if self._size >= self.segment_bytes:  # the next append starts a new segment
+            self._abandon_segment()
         return seq
 
     async def sync(self) -> None:
-        """fsync what was appended since the last sync (in a worker thread)."""
+        """fsync what was appended since the last sync (in a worker thread).
+
+        Raise :class:`StoreError` when fsync fails; the next call tries again.
+        """
         if not self._dirty or self._fd is None:
             return
         self._dirty = False
-        fd = os.dup(self._fd)
         try:
-            await asyncio.to_thread(os.fsync, fd)
-        finally:
-            os.close(fd)
+            fd = os.dup(self._fd)
+            try:
+                await asyncio.to_thread(os.fsync, fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._dirty = True
+            raise StoreError(f"cannot fsync journal: {exc}") from exc
 
     def confirm(self, seq: int) -> None:
-        """The database holds every record up to ``seq``: checkpoint and drop old segments."""
+        """The database holds every record up to ``seq``: checkpoint and drop old segments.
+
+        A checkpoint that cannot be written (disk full) is only logged: it lags, and a restart
+        replays a little more than needed, which changes nothing in the database.
+        """
         if seq <= self.confirmed:
             return
         self.confirmed = seq
-        self._write_checkpoint(seq)
+        try:
+            self._write_checkpoint(seq)
+        except OSError as exc:
+            log.warning("journal_checkpoint_failed", confirmed=seq, error=str(exc))
         self._delete_confirmed_segments()
 
     def _write_checkpoint(self, seq: int) -> None:
@@ -181,34 +199,45 @@ class Journal:
             return 0
 
     def _new_segment(self) -> None:
+        """Create the next segment and make it the active one (:class:`StoreError` if the file
+        cannot be created; nothing is left behind then, so a later attempt can retry)."""
         number = self._segments[-1].number + 1 if self._segments else 1
         path = self.directory / f"{number:010d}{SUFFIX}"
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot create journal segment {path}: {exc}") from exc
+        try:
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            self._fd = None
+            os.close(fd)
+            path.unlink(missing_ok=True)
             raise StoreError(f"cannot create journal segment {path}: {exc}") from exc
+        self._fd = fd
         self._segments.append(_Segment(number, path, None))
         self._size = 0
 
-    def _rotate(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                log.error("journal_fsync_failed", error=str(exc))
-            os.close(fd)
-        self._new_segment()
+    def _abandon_segment(self) -> None:
+        """Close the active segment for good (fsync what it holds); the next append starts a
+        new one."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            log.error("journal_fsync_failed", error=str(exc))
+        os.close(fd)
 
     def _delete_confirmed_segments(self) -> None:
+        # the last segment stays, even abandoned: the next one is numbered after it, and the
+        # tail and readers point into it
         keep: list[_Segment] = []
-        closed = self._segments[:-1] if self._fd is not None else self._segments
+        closed = self._segments[:-1]
         for segment in closed:
             if segment.last_seq is None or segment.last_seq <= self.confirmed:
                 segment.path.unlink(missing_ok=True)

@@ -15,6 +15,15 @@ unknown) is retried as a whole after ``retry_interval``; :mod:`callcontrol.store
 replayed record change nothing. After each commit the journal is told which sequence number is
 confirmed, so it can drop segments; records not confirmed when the process dies are replayed
 at the next :meth:`StoreWriter.start`.
+
+When the journal cannot be written (disk full, I/O error) nothing is refused: the record waits
+in a bounded in-memory backlog, in order, and the journal's link in ``/health`` is down. The
+writer task tries to journal the backlog again every ``retry_interval``; meanwhile, once every
+journaled record is in the database, it writes the backlog's oldest records straight to the
+database (they are then durable there and leave the backlog). When space returns, what is left
+of the backlog is journaled in order and written once. Only a backlog over
+``backlog_max`` (journal and database both failing for long) drops records: each is counted in
+``/health`` (``journal.dropped``) and logged.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +71,7 @@ class StoreWriter:
         write_timeout: float = 10.0,
         probe_interval: float = 5.0,
         segment_bytes: int = 8 * 1024 * 1024,
+        backlog_max: int = 100_000,
     ) -> None:
         self._engine = engine
         self._journal = Journal(journal_dir, segment_bytes=segment_bytes)
@@ -71,6 +82,10 @@ class StoreWriter:
         self._write_timeout = write_timeout
         self._probe_interval = probe_interval
         self._queue: collections.deque[Entry] = collections.deque()
+        self._backlog: collections.deque[Record] = collections.deque()
+        self._backlog_max = backlog_max
+        self._journal_retry_at = float("-inf")
+        self.dropped = 0
         self._reader: JournalReader | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -79,6 +94,7 @@ class StoreWriter:
         self._last_batch = float("-inf")
         self._last_contact = float("-inf")
         self.link = LinkState("db")
+        self.journal_link = LinkState("journal")
 
     @classmethod
     def from_config(
@@ -96,30 +112,62 @@ class StoreWriter:
             write_timeout=config.write_timeout,
             probe_interval=config.probe_interval,
             segment_bytes=config.journal_segment_bytes,
+            backlog_max=config.journal_backlog_max,
         )
 
     # -- the InteractionLog port ----------------------------------------------------------
 
     def append(self, record: Record) -> None:
-        """Journal ``record`` and queue it for the database; never waits on the database.
+        """Journal ``record`` and queue it for the database; never waits on the database or
+        the journal's disk (a record the journal refuses waits in the backlog).
 
-        Raise :class:`StoreError` if the writer is not started or the journal cannot be
-        written (then the record is not logged).
+        Raise :class:`StoreError` if the writer is not started.
         """
         if self._task is None or self._closing:
             raise StoreError("the store writer is not running")
-        spilling = self._reader is not None or len(self._queue) >= self._memory_max
-        if spilling and self._reader is None:
-            log.warning("store_queue_full", queued=len(self._queue), pending=self.pending)
-            self._reader = self._journal.reader_at_tail()
-        seq = self._journal.append(record)
-        if not spilling:
-            self._queue.append((seq, record))
+        if self._backlog or not self._journal_one(record):
+            self._hold(record)
+            self._wakeup.set()
+            return
         pending = self.pending
         if pending == 1 or pending >= self._batch_max:
             # the writer waits for the first record, then for a full batch or the interval
             # (it looks again after every batch): one wake-up per batch, not per record
             self._wakeup.set()
+
+    def _journal_one(self, record: Record) -> bool:
+        """Append ``record`` to the journal and queue it; False when the journal refused it."""
+        spilling = self._reader is not None or len(self._queue) >= self._memory_max
+        reader = None
+        if spilling and self._reader is None:
+            log.warning("store_queue_full", queued=len(self._queue), pending=self.pending)
+            reader = self._reader = self._journal.reader_at_tail()
+        try:
+            seq = self._journal.append(record)
+        except StoreError as exc:
+            if reader is not None:
+                reader.close()
+                self._reader = None
+            self._journal_failed(exc)
+            return False
+        if not spilling:
+            self._queue.append((seq, record))
+        return True
+
+    def _hold(self, record: Record) -> None:
+        """Keep ``record`` in the backlog (drop and count it past ``backlog_max``)."""
+        if len(self._backlog) < self._backlog_max:
+            self._backlog.append(record)
+            return
+        self.dropped += 1
+        log.error("journal_backlog_full_record_dropped", record_id=record.record_id,
+                  dropped=self.dropped, backlog=len(self._backlog))
+
+    def _journal_failed(self, exc: StoreError) -> None:
+        if self.journal_link.up:
+            log.error("journal_down", error=str(exc), backlog=len(self._backlog))
+        self.journal_link.mark_down(str(exc)[:300])
+        self._journal_retry_at = asyncio.get_running_loop().time() + self._retry_interval
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -128,6 +176,7 @@ class StoreWriter:
         if self._task is not None:
             raise StoreError("the store writer is already started")
         self._journal.open()
+        self.journal_link.mark_up()
         if self._journal.last_seq > self._journal.confirmed:
             log.info("store_replay", records=self.pending, journal=str(self._journal.directory))
             self._reader = self._journal.reader(self._journal.confirmed)
@@ -138,7 +187,7 @@ class StoreWriter:
         ``asyncio.timeout``); raise :class:`StoreError` if the writer is not running."""
         target = self._journal.last_seq
         async with self._progress:
-            while self._journal.confirmed < target:
+            while self._journal.confirmed < target or self._backlog:
                 if self._task is None or self._task.done():
                     raise StoreError("the store writer is not running")
                 await self._progress.wait()
@@ -163,13 +212,21 @@ class StoreWriter:
         finally:
             if self._reader is not None:
                 self._reader.close()
+            self._journal_backlog()
+            if self._backlog:
+                log.error("store_close_backlog_lost", records=len(self._backlog),
+                          error=self.journal_link.last_error)
             self._journal.close()
 
     # -- health ---------------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
-        """Records journaled but not yet confirmed in the database."""
+        """Records not yet confirmed in the database (journaled or in the backlog)."""
+        return self._journaled_pending + len(self._backlog)
+
+    @property
+    def _journaled_pending(self) -> int:
         return self._journal.last_seq - self._journal.confirmed
 
     def health(self) -> dict[str, Any]:
@@ -177,12 +234,18 @@ class StoreWriter:
         ``reconnects``, ``last_error`` and ``pending``."""
         return {**self.link.snapshot(), "pending": self.pending}
 
+    def journal_health(self) -> dict[str, Any]:
+        """The journal for ``/health``: the link fields, ``backlog`` (records waiting for the
+        journal) and ``dropped`` (records lost because the backlog was full)."""
+        return {**self.journal_link.snapshot(), "backlog": len(self._backlog),
+                "dropped": self.dropped}
+
     # -- the writer task ------------------------------------------------------------------
 
     async def _run(self) -> None:
         try:
             while (batch := await self._next_batch()) is not None:
-                await self._journal.sync()
+                await self._sync()
                 if batch:
                     await self._write([record for _, record in batch])
                     seq = batch[-1][0]
@@ -203,16 +266,24 @@ class StoreWriter:
     async def _next_batch(self) -> list[Entry] | None:
         loop = asyncio.get_running_loop()
         while True:
-            pending = self.pending
             now = loop.time()
-            if pending == 0:
+            if self._backlog and now >= self._journal_retry_at:
+                self._journal_backlog()
+            pending = self._journaled_pending
+            if pending == 0 and self._backlog:
+                timeout = self._last_batch + self._batch_interval - now
+                if timeout <= 0 or len(self._backlog) >= self._batch_max or self._closing:
+                    self._last_batch = now
+                    await self._write_backlog()
+                    continue
+            elif pending == 0:
                 if self._closing:
-                    await self._journal.sync()
+                    await self._sync()
                     return None
                 interval = self._probe_interval if self.link.up else self._retry_interval
                 timeout = self._last_contact + interval - now
                 if timeout <= 0:
-                    await self._journal.sync()
+                    await self._sync()
                     await self._probe()
                     continue
             else:
@@ -223,6 +294,41 @@ class StoreWriter:
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    def _journal_backlog(self) -> None:
+        """Journal the backlog's records in order until the journal refuses one."""
+        while self._backlog:
+            if not self._journal_one(self._backlog[0]):
+                return
+            self._backlog.popleft()
+
+    async def _write_backlog(self) -> None:
+        """Write the backlog's oldest records straight to the database (every journaled
+        record is already there, so the order holds), then forget them. One attempt: after a
+        failure the next waits ``retry_interval``, and the journal is tried again meanwhile."""
+        records = list(itertools.islice(self._backlog, self._batch_max))
+        try:
+            await asyncio.wait_for(self._commit(records), self._write_timeout)
+        except Exception as exc:  # retried by the writer loop, like a journaled batch
+            self._mark_down(exc)
+            self._last_batch += self._retry_interval - self._batch_interval
+            return
+        self._mark_up()
+        for _ in records:
+            self._backlog.popleft()
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def _sync(self) -> None:
+        """fsync the journal; a failure marks the journal down until an fsync succeeds."""
+        try:
+            await self._journal.sync()
+        except StoreError as exc:
+            self._journal_failed(exc)
+            return
+        if not self.journal_link.up and not self._backlog:
+            log.info("journal_up", pending=self.pending)
+            self.journal_link.mark_up()
 
     def _take(self) -> list[Entry]:
         batch: list[Entry] = []
@@ -242,8 +348,10 @@ class StoreWriter:
                 await asyncio.wait_for(self._commit(records), self._write_timeout)
             except Exception as exc:  # every failure is retried: order kept, nothing dropped
                 self._mark_down(exc)
-                await self._journal.sync()
+                await self._sync()
                 await asyncio.sleep(self._retry_interval)
+                if self._backlog:  # the journal may take the backlog meanwhile
+                    self._journal_backlog()
                 continue
             self._mark_up()
             return

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.adapter import stasis_args_of
 from callcontrol.store.tables import CallRow
+from faults.inject import FaultWindow
 from faults.stasis import StasisEntry
 from faults.stream import SippCall, parse_message_trace
-from faults.tally import classify
+from faults.tally import Phase, StoreView, classify, tally
 
 SEP = "----------------------------------------------- 2026-11-23 11:20:{:02d}.250000\n"
 
@@ -46,10 +48,33 @@ def test_message_trace_gives_each_call_as_the_caller_saw_it() -> None:
     assert third.invite_status == 603 and not third.answered and not third.completed
 
 
-def row(outcome: str | None) -> CallRow:
+def row(outcome: str | None, call_id: str = "c", sip_call_id: str | None = None) -> CallRow:
     now = datetime.now(UTC)
-    return CallRow(call_id="c", started_at=now, updated_at=now, outcome=outcome,
-                   ended_at=now if outcome else None)
+    return CallRow(call_id=call_id, sip_call_id=sip_call_id, started_at=now, updated_at=now,
+                   outcome=outcome, ended_at=now if outcome else None)
+
+
+def test_a_call_cut_by_the_next_fault_counts_against_that_fault(tmp_path: Path) -> None:
+    # issue 13's smoke disagreement: a call placed late in the database's phase, still talking
+    # when the next fault cut the ARI link, was counted as failed during the database's fault
+    database = FaultWindow("stop_database", 3.0, recovered=8.0, lifted=7.9)
+    ari = FaultWindow("cut_ari", 23.0, recovered=29.0, lifted=27.0)
+    phases = [Phase(0.0, 20.0, database), Phase(20.0, 40.0, ari)]
+    calls = {
+        "during-db": SippCall("during-db", 4.0, 9.0, 200, completed=True),
+        "late-db": SippCall("late-db", 19.0, 25.0, 200, completed=True),
+        "quiet": SippCall("quiet", 10.0, 15.0, 200, completed=True),
+    }
+    store = StoreView({"during-db": [row("completed", "r1", "during-db")],
+                       "late-db": [row("lost", "r2", "late-db")],
+                       "quiet": [row("completed", "r3", "quiet")]}, {}, [])
+    stasis = {sip: [StasisEntry(sip, f"u-{sip}", 0.0)] for sip in calls}
+    db, cut = tally(calls, phases, store, stasis, tmp_path / "daemon.log")["faults"]
+    assert (db["attempted"], db["failed"], db["failed_during_fault"]) == (2, 0, 0)
+    assert (cut["attempted"], cut["failed"], cut["failed_during_fault"]) == (1, 1, 1)
+    assert cut["classes"] == {"lost": 1} and db["classes"] == {"completed": 2}
+    assert db["asterisk"] == {"reached_hotline": 2, "with_one_row": 2,
+                              "without_exactly_one_row": 0}
 
 
 def test_classes() -> None:

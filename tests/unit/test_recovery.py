@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from callcontrol.store.migrations import upgrade
 from callcontrol.store.queries import call_timeline, get_call
 from callcontrol.store.records import CallEvent, CallOpened, Outcome
 from callcontrol.store.writer import StoreWriter
-from callcontrol.telephony import ChannelHungUp, ChannelInfo
+from callcontrol.telephony import ChannelInfo
+from callcontrol_testing.waiting import wait_until
 
 
 class AcdPart:
@@ -85,6 +87,7 @@ async def _scenario(engine: Any, store: StoreWriter) -> None:
     await store.flush()
 
     tel = FakeTelephony()
+    tel.started = utcnow() - timedelta(hours=1)  # Asterisk was up before every call
     tel.channels = {c.channel_id: c for c in (
         ChannelInfo("ch-ivr", "Up", "+3906", "100"),
         ChannelInfo("ch-dial", "Up", "+3906", "100", bridge_ids=("dial-dial-1",)),
@@ -145,13 +148,21 @@ async def _scenario(engine: Any, store: StoreWriter) -> None:
     await recovery.resync()
     assert set(calls.sessions) == {"wait", "talk"}
 
-    # the adopted calls end the normal way, each closed once
-    router.post(ChannelHungUp(channel_id="ch-wait"))
-    router.post(ChannelHungUp(channel_id="ch-talk"))
+    # the ARI link cut while the talking caller hung up (no event heard), Asterisk still the
+    # same: the call ends as if its hangup had been heard, not "lost"
+    del tel.channels["ch-talk"]
+    await recovery.resync()
+    await wait_until(lambda: "talk" not in calls.sessions, 5)
+    # Asterisk restarted while the link was down: the waiting caller was cut, "lost"
+    await store.flush()
+    del tel.channels["ch-wait"]
+    tel.started = utcnow()
+    await recovery.resync()
     await asyncio.wait_for(asyncio.gather(*calls._tasks.values()), 5)
     await store.flush()
-    assert await outcome("wait") == "abandoned"
+    assert await outcome("wait") == "lost"
     assert await outcome("talk") == "completed"
+    assert "hangup_unseen" in [e.kind for e in await call_timeline(engine, "talk")]
     assert acd.board.agents["a1"].state.value == "available"
     for call_id in ("wait", "talk"):
         kinds = [e.kind for e in await call_timeline(engine, call_id)]
