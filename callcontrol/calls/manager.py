@@ -18,7 +18,7 @@ from datetime import datetime
 
 import structlog
 
-from callcontrol.calls.context import CallerHungUp, caller_info
+from callcontrol.calls.context import CallerHungUp, CallRecordings, caller_info
 from callcontrol.calls.inbox import AbortCall
 from callcontrol.calls.router import EventRouter
 from callcontrol.calls.session import (
@@ -37,6 +37,7 @@ from callcontrol.telephony import ChannelEntered, Telephony, TelephonyEvent
 log = get_logger("callcontrol.calls")
 
 FeatureHandler = Callable[[ChannelEntered], None]
+RecorderFactory = Callable[[CallSession], CallRecordings]
 
 
 class CallManager:
@@ -56,6 +57,7 @@ class CallManager:
         clock: Callable[[], datetime] = utcnow,
         feature_handler: FeatureHandler | None = None,
         recovering: Callable[[], bool] = lambda: False,
+        recorder: RecorderFactory | None = None,
     ) -> None:
         self.telephony = telephony
         self.interaction_log = interaction_log
@@ -67,6 +69,7 @@ class CallManager:
         self.clock = clock
         self.feature_handler = feature_handler
         self.recovering = recovering
+        self.recorder = recorder
         router.unowned = self.new_channel
         self.sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -139,7 +142,7 @@ class CallManager:
 
     def _session(self, call_id: str, channel_id: str, caller_number: str, caller_name: str,
                  extension: str, playbacks: int = 0) -> CallSession:
-        return CallSession(
+        session = CallSession(
             call_id=call_id,
             channel_id=channel_id,
             raw_telephony=self.telephony,
@@ -152,6 +155,9 @@ class CallManager:
             dial_handler=self.dial_handler,
             playback_seq=playbacks,
         )
+        if self.recorder is not None:
+            session.recordings = self.recorder(session)
+        return session
 
     def hang_up_stray(self, channel_id: str) -> None:
         """Hang up a channel that no call owns."""
@@ -209,6 +215,7 @@ class CallManager:
             if session.aborted is not None:  # the flow may have caught it as a hangup
                 outcome, reason = session.aborted.outcome, session.aborted.reason
             await session.hang_up_unless_ended(outcome)
+            await self._finish_recordings(session)
             session.log("call_ended", outcome=outcome, reason=reason)
             session.close(outcome, hangup_cause=cause, reason=reason)
             session.release_all()
@@ -216,6 +223,13 @@ class CallManager:
             self._tasks.pop(session.call_id, None)
             structlog.contextvars.clear_contextvars()
             log.info("call_closed", call_id=session.call_id, outcome=outcome)
+
+    @staticmethod
+    async def _finish_recordings(session: CallSession) -> None:
+        try:
+            await session.recordings.finish()
+        except Exception:  # the call must still get its final row
+            log.exception("recording_finish_failed")
 
     def abort(self, session: CallSession, outcome: Outcome, reason: str,
               hand_to_dialplan: bool = False) -> None:

@@ -99,8 +99,8 @@ class HttpSender(Protocol):
 @dataclass
 class FlowServices:
     """What every engine shares: the sandbox (with secrets), prompts, the http client, the
-    config's shared schedules, operator overrides, the site time zone (for ``now``) and a hook
-    naming the call's live recording (muted during sensitive gathers)."""
+    config's shared schedules, operator overrides and the site time zone (for ``now``). The
+    call's recordings (muted during sensitive gathers) are the context's."""
 
     sandbox: Sandbox
     prompts: PromptResolver
@@ -108,7 +108,6 @@ class FlowServices:
     schedules: Mapping[str, ScheduleModel] = field(default_factory=dict)
     overrides: Overrides = field(default_factory=Overrides)
     site_timezone: tzinfo = UTC
-    active_recording: Callable[[CallContext], str | None] = lambda ctx: None
 
 
 @dataclass(frozen=True)
@@ -184,6 +183,8 @@ class FlowEngine:
         self._switch(loaded, initial=variables)
         self.ctx.update_call(flow=flow, flow_version=loaded.version)
         try:
+            await self.ctx.recordings.leg(flow=flow)
+            await self.ctx.recordings.start()
             outcome = await self._run_steps(loaded.flow.start)
         except CallerHungUp as hung_up:
             self._log("caller_hung_up", cause=hung_up.cause)
@@ -339,8 +340,10 @@ class FlowEngine:
         self._tainted.discard(name)
         self._log("saved", step=step, name=name, value=value)
 
-    async def _play(self, step: str, media: list[str], *, barge_in: bool) -> None:
-        """Play ``media`` as one playback and wait for its end, keeping digits pressed."""
+    async def _play(self, step: str, media: list[str], *, barge_in: bool,
+                    secret: bool = False) -> None:
+        """Play ``media`` as one playback and wait for its end, keeping digits pressed
+        (``secret``: the digits are a sensitive entry's, logged masked)."""
         if not media:
             return
         if barge_in and self._typeahead:
@@ -365,7 +368,8 @@ class FlowEngine:
                 self._typeahead.append(event.digit)
                 if barge_in and not stopping:
                     stopping = True
-                    self._log("barge_in", step=step, digit=event.digit)
+                    self._log("barge_in", step=step,
+                              digit=mask_digits(event.digit) if secret else event.digit)
                     await self.ctx.telephony.stop_playback(playback)
                     deadline.restart(STOP_WAIT)
 
@@ -421,26 +425,28 @@ class FlowEngine:
             attempt += 1
 
     async def _gather(self, name: str, step: GatherStep) -> Exit:
-        recording = self.services.active_recording(self.ctx) if step.gather.sensitive else None
-        if recording is not None:
-            await self.ctx.telephony.mute_recording(recording)
-            self._log("recording_muted", step=name, recording=recording)
+        if not step.gather.sensitive:
+            return await self._gather_attempts(name, step)
+        recordings = self.ctx.recordings
+        await recordings.mute("flow", reason=f"sensitive gather {name}")
         try:
             return await self._gather_attempts(name, step)
         finally:
-            if recording is not None:
-                try:
-                    await self.ctx.telephony.unmute_recording(recording)
-                    self._log("recording_unmuted", step=name, recording=recording)
-                except CallControlError as exc:
-                    self._log("recording_unmute_failed", step=name, error=str(exc))
+            # digits typed beyond the entry are part of the secret: never kept nor replayed
+            if self._typeahead:
+                self._log("digits_discarded", step=name, count=len(self._typeahead))
+                self._typeahead.clear()
+            try:
+                await recordings.unmute("flow", reason=f"sensitive gather {name}")
+            except CallControlError as exc:
+                self._log("recording_unmute_failed", step=name, error=str(exc))
 
     async def _gather_attempts(self, name: str, step: GatherStep) -> Exit:
         spec = step.gather
         attempt, retry = 1, None
         while True:
             media = self._media(name, retry) + self._media(name, spec.prompt)
-            await self._play(name, media, barge_in=spec.barge_in)
+            await self._play(name, media, barge_in=spec.barge_in, secret=spec.sensitive)
             digits, finished = await self._collect(
                 spec.finish_on,
                 spec.max_digits,
@@ -576,6 +582,7 @@ class FlowEngine:
                 callback=spec.callback,
                 keys=dict(spec.keys),
                 variables=self._masker.mask_value(self.variables),
+                recording=spec.recording,
             )
         )
         self._log(
@@ -605,7 +612,8 @@ class FlowEngine:
         to = self._render(name, spec.to)
         self._hand_back_digits()
         status = await self.ctx.dial(
-            DialRequest(to=to, timeout=spec.timeout, caller_id=spec.caller_id, via=spec.via)
+            DialRequest(to=to, timeout=spec.timeout, caller_id=spec.caller_id, via=spec.via,
+                        recording=spec.recording)
         )
         self._log("dial_result", step=name, to=to, status=status)
         exits = {"next": step.next, "busy": step.busy, "no_answer": step.no_answer}
