@@ -102,9 +102,12 @@ class CallRecordings(Protocol):
         """A leg begins (the IVR, a queue, a dial): decide its policy once per call (logged),
         and play the consent prompt when it will be recorded."""
 
-    async def start(self, by: str = "policy", *, on_demand: bool = False) -> bool:
+    async def start(self, by: str = "policy", *, on_demand: bool = False,
+                    wait_consent: bool = True) -> bool:
         """Start recording when the leg's policy says so (``on_demand``: when it allows it);
-        False when nothing started (not recorded, already recording)."""
+        False when nothing started (not recorded, already recording). ``wait_consent``: wait
+        for the consent prompt's end (only inside the call's task; the API starts it and goes
+        on)."""
 
     async def stop(self, by: str) -> bool:
         """Stop the recording in progress; False when there was none."""
@@ -129,7 +132,8 @@ class NoRecordings:
                   step: str | None = None) -> None:
         """Nothing to decide."""
 
-    async def start(self, by: str = "policy", *, on_demand: bool = False) -> bool:
+    async def start(self, by: str = "policy", *, on_demand: bool = False,
+                    wait_consent: bool = True) -> bool:
         """Nothing starts."""
         return False
 

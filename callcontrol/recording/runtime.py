@@ -113,26 +113,30 @@ class CallRecorder:
         if decision.record and self.active is None:
             await self._consent(name)
 
-    async def _consent(self, name: str) -> None:
+    async def _consent(self, name: str, wait: bool = True) -> None:
         policy = self.settings.policy(name)
         if self.consent_played or policy is None or policy.consent_prompt is None:
             return
         self.consent_played = True
         self.ctx.log("recording_consent", policy=name, prompt=policy.consent_prompt)
-        await play_and_wait(self.ctx, [f"sound:{policy.consent_prompt}"],
-                            self.ctx.next_playback_id("consent"))
+        media, playback = [f"sound:{policy.consent_prompt}"], self.ctx.next_playback_id("consent")
+        if wait:
+            await play_and_wait(self.ctx, media, playback)
+        else:  # outside the call's task: its events are the task's to read
+            await self.ctx.telephony.play(self.ctx.channel_id, media, playback)
 
     # -- start and stop ----------------------------------------------------------------------
-    async def start(self, by: str = "policy", *, on_demand: bool = False) -> bool:
+    async def start(self, by: str = "policy", *, on_demand: bool = False,
+                    wait_consent: bool = True) -> bool:
         """Start recording when the leg's policy records (``on_demand``: also when it is an
-        ``on_demand`` policy)."""
+        ``on_demand`` policy; ``wait_consent``: see the port)."""
         if self.active is not None or self.leg_policy is None:
             return False
         decision = self._decision(self.leg_policy)
         if not (decision.record or (on_demand and decision.on_demand)):
             return False
         if on_demand:
-            await self._consent(self.leg_policy)
+            await self._consent(self.leg_policy, wait_consent)
         return await self._begin(self.leg_policy, by)
 
     async def _begin(self, policy: str, by: str) -> bool:
