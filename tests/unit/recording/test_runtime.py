@@ -5,6 +5,7 @@ recording (its figures on the row)."""
 from __future__ import annotations
 
 import array
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,7 @@ def test_seal_turns_the_hidden_file_into_the_recording(tmp_path: Path, stereo: b
     if stereo:
         partial.write_bytes(samples.tobytes() + b"\x01")  # a torn last frame is left out
     else:
-        import wave
+
         with wave.open(str(partial), "wb") as wav:
             wav.setnchannels(1)
             wav.setsampwidth(2)
@@ -125,7 +126,7 @@ def test_seal_turns_the_hidden_file_into_the_recording(tmp_path: Path, stereo: b
 
 
 async def test_a_stopped_recording_is_finished_with_its_figures(tmp_path: Path) -> None:
-    rec, call, records = recorder(tmp_path)
+    rec, _, records = recorder(tmp_path)
     await rec.leg(flow="ivr")
     await rec.start()
     assert rec.active is not None
