@@ -58,9 +58,12 @@ class App:
         from callcontrol.acd.service import AcdService
         from callcontrol.ami.client import AmiClient
         from callcontrol.ami.headsets import AmiHeadsets
+        from callcontrol.ami.mixmonitor import AmiMixMonitor
         from callcontrol.ari.adapter import AriTelephony
         from callcontrol.ari.client import AriClient
         from callcontrol.flows.runtime import FlowService
+        from callcontrol.recording.paths import RecordingPaths
+        from callcontrol.recording.runtime import RecordingService
         from callcontrol.store.writer import StoreWriter
 
         self.config = config
@@ -85,6 +88,9 @@ class App:
         self.paths = paths
         self.flows = FlowService(config, to_pbx=paths.to_pbx, stock_sounds=stock_sounds)
         self.headset_status = AmiHeadsets(self.ami)
+        self.recordings = RecordingService(
+            config.recording, RecordingPaths(config.path(config.asterisk.recordings_dir), paths),
+            AmiMixMonitor(self.ami), self.store)
         self.acd = AcdService(config, self.telephony, self.store, self.router,
                               lambda *call: self.calls.start_service(*call),
                               contacts=self.headset_status)
@@ -95,6 +101,7 @@ class App:
             dial_handler=DialStep(self.acd.roster, config),
             feature_handler=self.acd.feature_codes.run,
             recovering=lambda: self.recovery.busy,
+            recorder=self.recordings.for_call,
         )
         self.headsets = AgentsInclude(pbx_etc_dir, self._reload_pjsip)
         self.directory = AgentDirectory(config, engine, self.store, self.acd.roster,
@@ -142,6 +149,9 @@ class App:
                 await self.store.flush()
         except TimeoutError:
             log.warning("store_not_flushed_at_start", pending=self.store.pending)
+        await self.recordings.recover(self.engine)  # what a crash cut, before new calls
+        self._tasks.append(asyncio.create_task(self.recordings.purge_forever(self.engine),
+                                               name="recordings-purge"))
         await self.flows.start()
         await self.acd.start()
         await self.directory.start()
@@ -168,6 +178,11 @@ class App:
         """Graceful stop: drain calls, close links, flush the store."""
         log.info("daemon_stopping", calls=self.calls.active)
         await self.calls.drain(self.config.run.shutdown_grace)
+        await self.recordings.close()
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
         await self.fallback_ledger.close()
         await self.acd.close()
         if self._runner is not None:

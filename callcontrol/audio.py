@@ -163,6 +163,25 @@ def make_tone_wav(
     return out
 
 
+def extract_channel(path: str | Path, channel: int, target: str | Path) -> Path:
+    """Write ``target``: channel ``channel`` (0 = left) of the 16-bit WAV at ``path``, as a
+    mono WAV (so the checks above can be run per channel of a stereo recording)."""
+    with wave.open(str(path), "rb") as wav:
+        channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+        raw = wav.readframes(wav.getnframes())
+    if width != 2 or not 0 <= channel < channels:
+        raise ValueError(f"{path}: no 16-bit channel {channel} (of {channels})")
+    data = array.array("h")
+    data.frombytes(raw)
+    out = Path(target)
+    with wave.open(str(out), "wb") as mono:
+        mono.setnchannels(1)
+        mono.setsampwidth(2)
+        mono.setframerate(rate)
+        mono.writeframes(data[channel::channels].tobytes())
+    return out
+
+
 def _rms(samples: list[float]) -> float:
     if not samples:
         return 0.0

@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from callcontrol.errors import ConfigError
@@ -526,6 +527,84 @@ class RunConfig(_Model):
     """Least severe log level written (JSON lines on standard error)."""
 
 
+class SampledRecording(_Model):
+    """``{percent: N}``: record N % of calls, chosen from the call id."""
+
+    percent: int = Field(ge=0, le=100, examples=[20])
+    """Share of calls recorded, 0 to 100."""
+
+
+RecordingMode = Literal["all", "none", "on_demand"]
+
+
+class RecordingPolicy(_Model):
+    """One named recording policy."""
+
+    record: RecordingMode | SampledRecording = Field(examples=["all", {"percent": 20}])
+    """``all``, ``none``, ``on_demand`` (an agent or supervisor starts it) or ``{percent: N}``
+    (decided once per call from its id, and logged on its timeline)."""
+    retention_days: int | None = Field(None, ge=1)
+    """Days a recording is kept (counted from its start); null: kept until deleted by hand."""
+    consent_prompt: str | None = Field(None, min_length=1, examples=["recording-notice"])
+    """Sound the caller hears before the first recording of a call (null: no prompt)."""
+
+
+NO_RECORDING = "none"
+"""The built-in policy that records nothing."""
+FEATURE_CODE = r"\*[0-9]{1,4}"
+
+
+class RecordingSettings(_Model):
+    """The ``recording`` section: policies, where each applies, and the file layout. Files go
+    to ``asterisk.recordings_dir`` (``YYYY/MM/DD/<call-id>-<n>.wav``), the folder Asterisk
+    sees through the same path mapping as the prompts."""
+
+    channels: Literal["stereo", "mono"] = "stereo"
+    """``stereo``: the caller on the left channel, the agent(s) on the right; ``mono``: a mix."""
+    format: Literal["wav"] = "wav"
+    """File format (16-bit PCM WAV, 8 kHz)."""
+    policies: dict[str, RecordingPolicy] = Field(
+        default_factory=dict,
+        examples=[{"quality": {"record": "all", "retention_days": 90},
+                   "sampled": {"record": {"percent": 20}, "retention_days": 30}}])
+    """Named policies (``none`` is built in and cannot be redefined)."""
+    default: str = NO_RECORDING
+    """The policy of a call leg that no flow, queue or step names."""
+    flows: dict[str, str] = Field(default_factory=dict)
+    """Flow name -> policy of the IVR leg (recorded from the flow's start)."""
+    queues: dict[str, str] = Field(default_factory=dict)
+    """Queue name -> policy of the leg with an agent (a flow's ``queue``/``dial`` step may
+    name another with ``recording:``)."""
+    mute_code: str = Field("*47", pattern=FEATURE_CODE)
+    """Digits an agent presses on the headset during a call to mute or unmute its recordings."""
+    on_demand_code: str = Field("*49", pattern=FEATURE_CODE)
+    """Digits an agent presses during a call to start (or stop) an ``on_demand`` recording."""
+    purge_interval: float = Field(86400.0, gt=0)
+    """Seconds between the daemon's retention purges (the first runs at start)."""
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> RecordingSettings:
+        if NO_RECORDING in self.policies:
+            raise ValueError(
+                f"policy name {NO_RECORDING!r} is built in; choose another name")
+        if self.mute_code == self.on_demand_code:
+            raise ValueError("mute_code and on_demand_code must differ")
+        refs = [("default", self.default)]
+        refs += [(f"flows.{k}", v) for k, v in self.flows.items()]
+        refs += [(f"queues.{k}", v) for k, v in self.queues.items()]
+        for where, name in refs:
+            if name != NO_RECORDING and name not in self.policies:
+                known = ", ".join([NO_RECORDING, *sorted(self.policies)])
+                raise ValueError(f"{where}: unknown recording policy {name!r}; known: {known}")
+        return self
+
+    def policy(self, name: str) -> RecordingPolicy | None:
+        """The policy called ``name`` (``none`` included), or ``None`` when there is none."""
+        if name == NO_RECORDING:
+            return RecordingPolicy(record="none")
+        return self.policies.get(name)
+
+
 class Config(_Model):
     """Everything the daemon reads at start."""
 
@@ -557,9 +636,18 @@ class Config(_Model):
     ``schedules:``; see docs/flows.md). Kept raw here: the flows side validates them."""
     run: RunConfig = RunConfig()
     """The daemon process."""
+    recording: RecordingSettings = RecordingSettings()
+    """Call recording: policies, consent, in-call codes (files: ``asterisk.recordings_dir``)."""
     base_dir: Path = Field(Path("."), examples=[".."])
     """Folder that relative paths are resolved against; itself relative to the config file's
     folder (default: that folder)."""
+
+    @model_validator(mode="after")
+    def _recorded_queues_exist(self) -> Config:
+        unknown = sorted(set(self.recording.queues) - set(self.queues))
+        if unknown:
+            raise ValueError(f"recording.queues names unknown queue(s): {', '.join(unknown)}")
+        return self
 
     def path(self, p: Path) -> Path:
         """Resolve a configured path against :attr:`base_dir`."""

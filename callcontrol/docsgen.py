@@ -55,7 +55,11 @@ def anchor(heading: str) -> str:
 
 
 def _section_link(model: type[BaseModel]) -> str:
-    path = next(p for p, m in sections() if m is model)
+    path = next((p for p, m in sections() if m is model), None)
+    if path is None:  # a small mapping inside a union (``{percent: N}``): spelt out here
+        fields = ", ".join(f"`{name}`: {type_text(info.annotation)}"
+                           for name, info in model.model_fields.items())
+        return f"a mapping {{{fields}}}"
     return f"[{_title(path)}](#{anchor(_title(path))})"
 
 

@@ -74,6 +74,15 @@ class FakeTelephony:
     async def stop_recording(self, name: str) -> None:
         self._do("stop_recording", name=name)
 
+    async def start_call_recording(self, channel_id: str, file: str, *, stereo: bool) -> None:
+        self._do("start_call_recording", channel_id=channel_id, file=file, stereo=stereo)
+
+    async def stop_call_recording(self, channel_id: str) -> None:
+        self._do("stop_call_recording", channel_id=channel_id)
+
+    async def mute_call_recording(self, channel_id: str, muted: bool) -> None:
+        self._do("mute_call_recording", channel_id=channel_id, muted=muted)
+
     async def mute_recording(self, name: str) -> None:
         self._do("mute_recording", name=name)
 

@@ -180,6 +180,25 @@ class HeadsetStatus(Protocol):
 RecordTerminator = Literal["none", "any", "*", "#"]
 
 
+class CallRecorderPort(Protocol):
+    """Recording a whole call from its caller's channel (Asterisk's MixMonitor, through AMI).
+
+    ``stereo`` writes what the channel sends (the caller) and what it hears (the agents, the
+    prompts) as two interleaved 16-bit channels, caller first, into a raw file (``.raw``);
+    otherwise one mixed channel into ``file`` as Asterisk's extension names it. Mute writes
+    silence (the file's timeline stays true). Each raises a
+    :class:`callcontrol.errors.TelephonyError`."""
+
+    async def start_call_recording(self, channel_id: str, file: str, *, stereo: bool) -> None:
+        """Start recording the channel into ``file`` (a path as the PBX sees it)."""
+
+    async def stop_call_recording(self, channel_id: str) -> None:
+        """Stop recording the channel and close the file."""
+
+    async def mute_call_recording(self, channel_id: str, muted: bool) -> None:
+        """Write silence (``muted``) or sound again into the channel's recording."""
+
+
 class Telephony(Protocol):
     """Call-control commands. Each raises a :class:`callcontrol.errors.TelephonyError`."""
 

@@ -20,7 +20,9 @@ from typing import Any
 from callcontrol.calls.context import (
     CallerHungUp,
     CallerInfo,
+    CallRecordings,
     DialRequest,
+    NoRecordings,
     PlaybackIds,
     QueueRequest,
     QueueResult,
@@ -66,6 +68,7 @@ class FakeCall(PlaybackIds):
         self._read = inbox_reader(self._inbox)
         self._pushed: deque[InboxEvent] = deque()
         self._hung_up: ChannelHungUp | None = None
+        self.recordings: CallRecordings = NoRecordings()
 
     def deliver(self, event: InboxMessage) -> None:
         """Put an event into the call's inbox."""

@@ -79,6 +79,7 @@ async def serve_in_queue(
     if not acd.staffed(request.name):
         acd.refuse(request.name, ctx.call_id, "no_agents")
         return QueueResult("no_agents")
+    await _recording_leg(ctx, request)
     number = "" if ctx.caller.withheld else ctx.caller.number
     try:
         entry = acd.enter(request.name, ctx.call_id, ctx.channel_id, number,
@@ -89,6 +90,11 @@ async def serve_in_queue(
     ctx.update_call(queue=request.name)
     session = _QueueSession(ctx, request, acd, entry)
     return await session.run(session.wait)
+
+
+async def _recording_leg(ctx: CallContext, request: QueueRequest) -> None:
+    """The queue leg's recording policy, decided (and consent asked) before the wait."""
+    await ctx.recordings.leg(queue=request.name, step=request.recording)
 
 
 def request_details(request: QueueRequest) -> dict[str, Any]:
@@ -372,6 +378,7 @@ class _QueueSession:
         self.acd.answered(self.entry, self.agent_id, self.ctx.channel_id)
         self.ctx.update_call(agent_id=self.agent_id)
         self.talking_since = self.loop.time()
+        await self.ctx.recordings.start()
         return await self.talk()
 
     async def talk(self) -> QueueResult:
@@ -390,6 +397,8 @@ class _QueueSession:
                 await self._hold(False)
             elif isinstance(event, TransferRequested):
                 return await self._transfer(event.target)
+            elif isinstance(event, DtmfReceived) and event.channel_id == self.agent_leg:
+                await self.ctx.recordings.agent_digit(event.digit, f"agent:{self.agent_id}")
 
     async def _hold(self, on: bool) -> None:
         assert self.bridge_id is not None

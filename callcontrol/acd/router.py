@@ -442,6 +442,10 @@ class Acd:
         _log.info(kind, call_id=call_id, **data)
         self._log.append(CallEvent(call_id=call_id, kind=kind, data=data, at=self.clock()))
 
+    def caller_channel_of(self, agent_id: str) -> str | None:
+        """The caller channel ``agent_id`` is bridged with, or ``None``."""
+        return self._connections.get(agent_id)
+
     # -- internals --------------------------------------------------------------------------
 
     def _caller_of(self, agent_id: str) -> str:

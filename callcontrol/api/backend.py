@@ -78,3 +78,8 @@ class ApiBackend(Protocol):
 
     def crm_customer(self, account: str) -> dict[str, Any] | None:
         """The demo CRM's record for ``account`` (``/demo/crm``), or ``None``."""
+
+    async def recording_control(self, call_id: str, action: str, by: str,
+                                agent_id: str | None = None) -> dict[str, Any]:
+        """Start, stop, mute or unmute the recording of a call in progress (``agent_id``: only
+        a call that agent is bridged with)."""

@@ -21,7 +21,7 @@ from callcontrol.acd.service import AcdService
 from callcontrol.acd.stats import live_stats, queue_period_stats
 from callcontrol.calls.manager import CallManager
 from callcontrol.config import Config
-from callcontrol.errors import InvalidRequest, WrongState
+from callcontrol.errors import ApiError, InvalidRequest, UnknownObject, WrongState
 from callcontrol.flows.runtime import FlowService
 from callcontrol.links import LinkState
 from callcontrol.store.queries import (
@@ -150,6 +150,31 @@ class ApiFacade:
         except AgentStateError as exc:
             raise WrongState("agent_not_on_call", str(exc), {"agent_id": agent_id}) from None
         return self.agent_detail(agent_id)
+
+    async def recording_control(self, call_id: str, action: str, by: str,
+                                agent_id: str | None = None) -> dict[str, Any]:
+        session = self.calls.sessions.get(call_id)
+        if session is None:
+            raise UnknownObject("call_not_live", "no call in progress with this id",
+                                {"call_id": call_id})
+        if agent_id is not None and self.acd.core.caller_channel_of(agent_id) != \
+                session.channel_id:
+            raise ApiError(403, "forbidden", "an agent controls the recording of its own call "
+                           "only", {"call_id": call_id})
+        recordings = session.recordings
+        if action == "start":
+            changed = await recordings.start(by, on_demand=True, wait_consent=False)
+        elif action == "stop":
+            changed = await recordings.stop(by)
+        elif action == "mute":
+            changed = await recordings.mute(by, "api")
+        else:
+            changed = await recordings.unmute(by, "api")
+        if not changed:
+            raise WrongState("recording_unchanged", f"the recording cannot {action} now "
+                             "(already done, nothing recording, or its policy forbids it)",
+                             {"call_id": call_id, "action": action})
+        return {"call_id": call_id, "action": action, "by": by}
 
     def queue_names(self) -> list[str]:
         return list(self.config.queues)

@@ -53,6 +53,14 @@ _AGENT_ACTION_BODY = {
     "additionalProperties": False,
 }
 
+_RECORDING_BODY = {
+    "type": "object",
+    "properties": {"action": {"enum": ["start", "stop", "mute", "unmute"]}},
+    "required": ["action"],
+    "additionalProperties": False,
+}
+
+
 def _created(op: dict[str, Any]) -> dict[str, Any]:
     op["responses"]["201"] = op["responses"].pop("200")
     op["requestBody"]["required"] = True
@@ -152,6 +160,11 @@ OPENAPI: dict[str, Any] = {
                                                "maximum": 1000}}], errors=(400,))},
         "/api/calls/{call_id}": {"get": _op("One call with its timeline", "supervisor",
                                             params=[_path_param("call_id")], errors=(404,))},
+        "/api/calls/{call_id}/recording": {"post": _op(
+            "Start (on_demand), stop, mute or unmute a live call's recording (an agent "
+            "token: the call it is bridged with); on the call's timeline with who asked",
+            "agent", params=[_path_param("call_id")], body=_RECORDING_BODY,
+            errors=(400, 404, 409))},
         "/api/flows": {"get": _op("Live flows, versions and refused changes", "supervisor")},
         "/api/agents": {"get": _op("Agents with their live state", "supervisor",
                                    {"type": "array"}),

@@ -23,6 +23,7 @@ from callcontrol.api.context import (
     require,
 )
 from callcontrol.api.openapi import OPENAPI
+from callcontrol.api.recording_api import RECORDING_ROUTES
 from callcontrol.api.schedules_api import SCHEDULE_ROUTES
 from callcontrol.config import OutboundAllow
 from callcontrol.errors import (
@@ -199,6 +200,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/demo/crm/customers/{account}", demo_crm),
     *AGENT_ROUTES,
     *SCHEDULE_ROUTES,
+    *RECORDING_ROUTES,
 ]
 
 

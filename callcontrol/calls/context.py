@@ -62,6 +62,8 @@ class QueueRequest:
     callback: bool = False
     keys: Mapping[str, str] = field(default_factory=dict)
     variables: Mapping[str, Any] = field(default_factory=dict)
+    recording: str | None = None
+    """The step's recording policy (overrides the queue's and the flow's)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,73 @@ class DialRequest:
     # A blind transfer through the API: its number passed the token role's allowlist there;
     # a flow's number must match ``security.outbound_allow.flows``.
     transfer: bool = False
+    recording: str | None = None
+    """The step's recording policy (overrides the flow's)."""
+
+
+class CallRecordings(Protocol):
+    """The recordings of one call, as the flow engine, the ACD and the API drive them
+    (implemented by :class:`callcontrol.recording.runtime.CallRecorder`; :class:`NoRecordings`
+    when the daemon records nothing). ``by`` says who acted (``flow``, ``agent:ID``,
+    ``api:NAME``) for the timeline."""
+
+    async def leg(self, *, flow: str | None = None, queue: str | None = None,
+                  step: str | None = None) -> None:
+        """A leg begins (the IVR, a queue, a dial): decide its policy once per call (logged),
+        and play the consent prompt when it will be recorded."""
+
+    async def start(self, by: str = "policy", *, on_demand: bool = False,
+                    wait_consent: bool = True) -> bool:
+        """Start recording when the leg's policy says so (``on_demand``: when it allows it);
+        False when nothing started (not recorded, already recording). ``wait_consent``: wait
+        for the consent prompt's end (only inside the call's task; the API starts it and goes
+        on)."""
+
+    async def stop(self, by: str) -> bool:
+        """Stop the recording in progress; False when there was none."""
+
+    async def mute(self, by: str, reason: str = "") -> bool:
+        """Write silence into the recording in progress until :meth:`unmute`."""
+
+    async def unmute(self, by: str, reason: str = "") -> bool:
+        """Record sound again."""
+
+    async def agent_digit(self, digit: str, by: str) -> None:
+        """A digit the agent pressed during the call (the in-call codes)."""
+
+    async def finish(self) -> None:
+        """The call ends: finish what is recording."""
+
+
+class NoRecordings:
+    """A call with no recorder: nothing is recorded."""
+
+    async def leg(self, *, flow: str | None = None, queue: str | None = None,
+                  step: str | None = None) -> None:
+        """Nothing to decide."""
+
+    async def start(self, by: str = "policy", *, on_demand: bool = False,
+                    wait_consent: bool = True) -> bool:
+        """Nothing starts."""
+        return False
+
+    async def stop(self, by: str) -> bool:
+        """Nothing to stop."""
+        return False
+
+    async def mute(self, by: str, reason: str = "") -> bool:
+        """Nothing to mute."""
+        return False
+
+    async def unmute(self, by: str, reason: str = "") -> bool:
+        """Nothing to unmute."""
+        return False
+
+    async def agent_digit(self, digit: str, by: str) -> None:
+        """Digits mean nothing here."""
+
+    async def finish(self) -> None:
+        """Nothing to finish."""
 
 
 class CallContext(Protocol):
@@ -97,6 +166,7 @@ class CallContext(Protocol):
     caller: CallerInfo
     extension: str
     language: str
+    recordings: CallRecordings
 
     def now(self) -> datetime:
         """The current time (injectable: tests use a fixed clock), timezone-aware."""

@@ -25,6 +25,7 @@ from callcontrol.telephony import (
     ChannelHungUp,
     ChannelLeftApp,
     DialEnded,
+    DtmfReceived,
     leg_answered,
     leg_failed,
 )
@@ -132,6 +133,7 @@ class _Dial:
         ctx.log("dial_started", to=self.request.to, endpoint=self.endpoint, channel_id=self.leg)
         status = "failed"
         try:
+            await ctx.recordings.leg(step=self.request.recording)
             self.leg_up = True
             await tel.create_channel(self.endpoint, self.leg, ["dial", ctx.call_id],
                                      caller_id=self.request.caller_id or ctx.caller.number
@@ -148,6 +150,7 @@ class _Dial:
                 ctx.update_call(agent_id=self.agent_id)
             self.talk_from = loop.time()
             ctx.log("dial_answered", to=self.request.to)
+            await ctx.recordings.start()
             await self._wait_far_end_hangup()
             status = "next"
             return status
@@ -193,6 +196,8 @@ class _Dial:
             ):
                 self.leg_up = False
                 return
+            if isinstance(event, DtmfReceived) and event.channel_id == self.leg:
+                await self.ctx.recordings.agent_digit(event.digit, f"dial:{self.request.to}")
 
     async def _clean_up(self) -> None:
         tel = self.ctx.telephony

@@ -20,7 +20,7 @@ from datetime import datetime
 
 import structlog
 
-from callcontrol.calls.context import CallerHungUp, caller_info
+from callcontrol.calls.context import CallerHungUp, CallRecordings, caller_info
 from callcontrol.calls.inbox import AbortCall
 from callcontrol.calls.router import EventRouter
 from callcontrol.calls.session import (
@@ -41,6 +41,8 @@ log = get_logger("callcontrol.calls")
 
 FeatureHandler = Callable[[CallSession, ChannelEntered], Awaitable[None]]
 """Runs a headset's feature-code call (the ACD's): the session owns the channel."""
+RecorderFactory = Callable[[CallSession], CallRecordings]
+"""Gives a call session (one that keeps a row) its recordings."""
 
 
 class CallManager:
@@ -60,6 +62,7 @@ class CallManager:
         clock: Callable[[], datetime] = utcnow,
         feature_handler: FeatureHandler | None = None,
         recovering: Callable[[], bool] = lambda: False,
+        recorder: RecorderFactory | None = None,
     ) -> None:
         self.telephony = telephony
         self.interaction_log = interaction_log
@@ -71,6 +74,7 @@ class CallManager:
         self.clock = clock
         self.feature_handler = feature_handler
         self.recovering = recovering
+        self.recorder = recorder
         router.unowned = self.new_channel
         self.sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -166,7 +170,7 @@ class CallManager:
     def _session(self, call_id: str, channel_id: str, caller_number: str, caller_name: str,
                  extension: str, playbacks: int = 0, *, keeps_row: bool = True,
                  also_owns: Sequence[str] = ()) -> CallSession:
-        return CallSession(
+        session = CallSession(
             call_id=call_id,
             channel_id=channel_id,
             raw_telephony=self.telephony,
@@ -181,6 +185,9 @@ class CallManager:
             keeps_row=keeps_row,
             also_owns=also_owns,
         )
+        if self.recorder is not None and keeps_row:
+            session.recordings = self.recorder(session)
+        return session
 
     def hang_up_stray(self, channel_id: str) -> None:
         """Hang up a channel that no call owns."""
@@ -238,6 +245,7 @@ class CallManager:
             if session.aborted is not None:  # the flow may have caught it as a hangup
                 outcome, reason = session.aborted.outcome, session.aborted.reason
             await session.hang_up_unless_ended(outcome)
+            await self._finish_recordings(session)
             session.log("call_ended", outcome=outcome, reason=reason)
             session.close(outcome, hangup_cause=cause, reason=reason)
             session.release_all()
@@ -245,6 +253,13 @@ class CallManager:
             self._tasks.pop(session.call_id, None)
             structlog.contextvars.clear_contextvars()
             log.info("call_closed", call_id=session.call_id, outcome=outcome)
+
+    @staticmethod
+    async def _finish_recordings(session: CallSession) -> None:
+        try:
+            await session.recordings.finish()
+        except Exception:  # the call must still get its final row
+            log.exception("recording_finish_failed")
 
     def abort(self, session: CallSession, outcome: Outcome, reason: str,
               hand_to_dialplan: bool = False) -> None:

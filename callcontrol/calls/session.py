@@ -32,7 +32,9 @@ from typing import Any
 from callcontrol.calls.context import (
     CallerHungUp,
     CallerInfo,
+    CallRecordings,
     DialRequest,
+    NoRecordings,
     PlaybackIds,
     QueueRequest,
     QueueResult,
@@ -153,6 +155,7 @@ class CallSession(PlaybackIds):
     _pushed: collections.deque[InboxEvent] = field(default_factory=collections.deque)
     _claimed: set[str] = field(default_factory=set)
     telephony: Telephony = field(init=False)
+    recordings: CallRecordings = field(default_factory=NoRecordings)
 
     def __post_init__(self) -> None:
         self.telephony = TrackedTelephony(self.raw_telephony, self)

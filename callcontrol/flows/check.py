@@ -32,6 +32,7 @@ from callcontrol.flows.exprcheck import expression_problems
 from callcontrol.flows.loader import LoadedFlow, load_flow
 from callcontrol.flows.model import (
     BranchStep,
+    DialStep,
     GotoFlowStep,
     HangupStep,
     HoursStep,
@@ -82,6 +83,8 @@ class CheckContext:
     known_queues: Collection[str] | None = None
     shared_schedules: Mapping[str, Schedule] = field(default_factory=dict)
     stock_sounds: Mapping[str, Collection[str]] = field(default_factory=dict)
+    recording_policies: Collection[str] | None = None
+    """Policy names a ``queue``/``dial`` step's ``recording`` may use (None: not checked)."""
 
 
 def _inside_root(path: Path, root: Path | None) -> Path:
@@ -197,6 +200,7 @@ class _FlowChecker:
         self._on_hangup()
         self._schedules()
         self._queues()
+        self._recording_policies()
         self._templates()
         self._prompts()
         self._unguarded_http()
@@ -364,6 +368,21 @@ class _FlowChecker:
                     "error",
                     ("steps", step_name, "queue", "name"),
                     f"unknown queue {step.queue.name!r}{hint}",
+                )
+
+    def _recording_policies(self) -> None:
+        known = self.context.recording_policies
+        if known is None:
+            return
+        for step_name, step in self.flow.steps.items():
+            spec = step.queue if isinstance(step, QueueStep) else (
+                step.dial if isinstance(step, DialStep) else None)
+            if spec is not None and spec.recording is not None and spec.recording not in known:
+                self._add(
+                    "error",
+                    ("steps", step_name, step.kind, "recording"),
+                    f"unknown recording policy {spec.recording!r}"
+                    f"{did_you_mean(spec.recording, list(known))}",
                 )
 
     # -- likely mistakes -----------------------------------------------------------------

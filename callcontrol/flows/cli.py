@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from callcontrol.config import Config
+from callcontrol.config import NO_RECORDING, Config
 from callcontrol.errors import ConfigError, FlowError
 
 SOUNDS_SUBDIR = Path("usr/share/asterisk/sounds")
@@ -155,6 +155,7 @@ def _check(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
     context = CheckContext(
         known_queues=set(config.queues),
+        recording_policies={NO_RECORDING, *config.recording.policies},
         shared_schedules=shared_schedules(config),
         stock_sounds=stock_sounds(config, args.sounds),
     )

@@ -117,8 +117,8 @@ class HttpSender(Protocol):
 @dataclass
 class FlowServices:
     """What every engine shares: the sandbox (with secrets), prompts, the http client, the
-    config's shared schedules, operator overrides, the site time zone (for ``now``) and a hook
-    naming the call's live recording (muted during sensitive gathers)."""
+    config's shared schedules, operator overrides and the site time zone (for ``now``). The
+    call's recordings (muted during sensitive gathers) are the context's."""
 
     sandbox: Sandbox
     prompts: PromptResolver
@@ -126,7 +126,6 @@ class FlowServices:
     schedules: Mapping[str, ScheduleModel] = field(default_factory=dict)
     overrides: Overrides = field(default_factory=Overrides)
     site_timezone: tzinfo = UTC
-    active_recording: Callable[[CallContext], str | None] = lambda ctx: None
 
 
 @dataclass(frozen=True)
@@ -202,6 +201,8 @@ class FlowEngine:
         self._switch(loaded, initial=variables)
         self.ctx.update_call(flow=flow, flow_version=loaded.version)
         try:
+            await self.ctx.recordings.leg(flow=flow)
+            await self.ctx.recordings.start()
             outcome = await self._run_steps(loaded.flow.start)
         except CallerHungUp as hung_up:
             self._log("caller_hung_up", cause=hung_up.cause)
@@ -357,8 +358,10 @@ class FlowEngine:
         self._tainted.discard(name)
         self._log("saved", step=step, name=name, value=value)
 
-    async def _play(self, step: str, media: list[str], *, barge_in: bool) -> None:
-        """Play ``media`` as one playback and wait for its end, keeping digits pressed."""
+    async def _play(self, step: str, media: list[str], *, barge_in: bool,
+                    secret: bool = False) -> None:
+        """Play ``media`` as one playback and wait for its end, keeping digits pressed
+        (``secret``: the digits are a sensitive entry's, logged masked)."""
         if not media:
             return
         if barge_in and self._typeahead:
@@ -376,7 +379,8 @@ class FlowEngine:
             if isinstance(event, DtmfReceived) and event.channel_id == self.ctx.channel_id:
                 self._typeahead.append(event.digit)
                 if barge_in and not wait.stopped:
-                    self._log("barge_in", step=step, digit=event.digit)
+                    self._log("barge_in", step=step,
+                              digit=mask_digits(event.digit) if secret else event.digit)
                     await wait.stop()
         if wait.expired:
             raise StepFailed(f"playback {playback} did not end in {PLAYBACK_MAX}s")
@@ -412,7 +416,8 @@ class FlowEngine:
         attempt, retry = 1, None
         while True:
             media = self._media(name, retry) + self._media(name, spec.prompt)
-            await self._play(name, media, barge_in=spec.barge_in)
+            await self._play(name, media, barge_in=spec.barge_in,
+                             secret=isinstance(spec, GatherSpec) and spec.sensitive)
             result = await answer(attempt)
             if not isinstance(result, Retry):
                 return result
@@ -448,19 +453,21 @@ class FlowEngine:
         return await self._asking(name, spec, step.failed, answer)
 
     async def _gather(self, name: str, step: GatherStep) -> Exit:
-        recording = self.services.active_recording(self.ctx) if step.gather.sensitive else None
-        if recording is not None:
-            await self.ctx.telephony.mute_recording(recording)
-            self._log("recording_muted", step=name, recording=recording)
+        if not step.gather.sensitive:
+            return await self._gather_attempts(name, step)
+        recordings = self.ctx.recordings
+        await recordings.mute("flow", reason=f"sensitive gather {name}")
         try:
             return await self._gather_attempts(name, step)
         finally:
-            if recording is not None:
-                try:
-                    await self.ctx.telephony.unmute_recording(recording)
-                    self._log("recording_unmuted", step=name, recording=recording)
-                except CallControlError as exc:
-                    self._log("recording_unmute_failed", step=name, error=str(exc))
+            # digits typed beyond the entry are part of the secret: never kept nor replayed
+            if self._typeahead:
+                self._log("digits_discarded", step=name, count=len(self._typeahead))
+                self._typeahead.clear()
+            try:
+                await recordings.unmute("flow", reason=f"sensitive gather {name}")
+            except CallControlError as exc:
+                self._log("recording_unmute_failed", step=name, error=str(exc))
 
     async def _gather_attempts(self, name: str, step: GatherStep) -> Exit:
         spec = step.gather
@@ -599,6 +606,7 @@ class FlowEngine:
                 callback=spec.callback,
                 keys=dict(spec.keys),
                 variables=self._masker.mask_value(self.variables),
+                recording=spec.recording,
             )
         )
         self._log(
@@ -628,7 +636,8 @@ class FlowEngine:
         to = self._render(name, spec.to)
         self._hand_back_digits()
         status = await self.ctx.dial(
-            DialRequest(to=to, timeout=spec.timeout, caller_id=spec.caller_id, via=spec.via)
+            DialRequest(to=to, timeout=spec.timeout, caller_id=spec.caller_id, via=spec.via,
+                        recording=spec.recording)
         )
         self._log("dial_result", step=name, to=to, status=status)
         exits = {"next": step.next, "busy": step.busy, "no_answer": step.no_answer}

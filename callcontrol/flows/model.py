@@ -603,6 +603,9 @@ class QueueSpec(_Model):
     moh: str | None = None
     callback: bool = False
     keys: dict[DtmfKey, StepName] = Field(default_factory=dict)
+    recording: str | None = None
+    """A recording policy (config ``recording.policies``, or ``none``) for the leg with the
+    agent, instead of the queue's or the flow's."""
 
 
 class QueueStep(StepBase):
@@ -635,6 +638,8 @@ class DialSpec(_Model):
     timeout: Duration = 30.0
     caller_id: str | None = None
     via: str | None = None
+    recording: str | None = None
+    """A recording policy for the dialed leg, instead of the flow's."""
 
     @field_validator("to")
     @classmethod

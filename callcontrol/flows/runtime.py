@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from callcontrol.calls.context import CallContext, play_and_wait
 from callcontrol.clock import utcnow
-from callcontrol.config import Config, resolve_secret
+from callcontrol.config import NO_RECORDING, Config, resolve_secret
 from callcontrol.flows.check import CheckContext
 from callcontrol.flows.engine import APOLOGY, FlowEngine, FlowServices
 from callcontrol.flows.expressions import Sandbox
@@ -55,6 +55,7 @@ class FlowService:
             folder,
             CheckContext(
                 known_queues=set(config.queues),
+                recording_policies={NO_RECORDING, *config.recording.policies},
                 shared_schedules=schedules,
                 stock_sounds=stock_sounds or {},
             ),

@@ -36,7 +36,9 @@ from ruamel.yaml import YAML
 from callcontrol.calls.context import (
     CallerHungUp,
     CallerInfo,
+    CallRecordings,
     DialRequest,
+    NoRecordings,
     PlaybackIds,
     QueueRequest,
     QueueResult,
@@ -89,6 +91,7 @@ class SimulatedCall(PlaybackIds):
         self.fake = FakeTelephony()
         self.fake.on_command = self._on_command
         self.telephony: Telephony = self.fake
+        self.recordings: CallRecordings = NoRecordings()
         self.tokens: deque[str] = deque(t for t in script if not t.isspace())
         self.auto = auto
         self.clock = now or datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

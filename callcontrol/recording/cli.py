@@ -17,10 +17,9 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from callcontrol.config import Config
+from callcontrol.config import Config, RecordingSettings
 from callcontrol.logging import configure_logging
 from callcontrol.recording.paths import RecordingPaths
-from callcontrol.recording.policy import RecordingSettings
 from callcontrol.recording.reconcile import Finding, check, repair
 from callcontrol.recording.retention import Expired, PurgePlan, purge
 from callcontrol.store.db import create_engine
@@ -41,20 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prg.add_argument("--json", action="store_true", help="print a JSON array")
 
 
-def settings_of(config: Config) -> RecordingSettings:
-    """The config's ``recording`` section (see :mod:`callcontrol.recording.policy` for how it
-    is embedded); the defaults (nothing recorded, nothing purged) while it is not."""
-    settings = getattr(config, "recording", None)
-    return settings if isinstance(settings, RecordingSettings) else RecordingSettings()
-
-
 def main(args: argparse.Namespace, config: Config) -> int:
     """Run ``recordings check`` or ``recordings purge``; return the exit status. Logs (each
     file purged) go to stderr as JSON lines, so stdout holds only the listing."""
     configure_logging(config.run.log_level)
     paths = RecordingPaths(config.path(config.asterisk.recordings_dir))
     now = datetime.now(UTC)
-    return asyncio.run(run(args, config.database_url(), paths, settings_of(config), now))
+    return asyncio.run(run(args, config.database_url(), paths, config.recording, now))
 
 
 async def run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -87,3 +88,27 @@ def measure(path: Path) -> Figures:
     if not complete:
         frames = on_disk // header.frame_bytes
     return Figures(size, digest, round(frames / header.rate, 3), header.channels, complete)
+
+
+RAW_RATE = 8000
+"""Samples per second of Asterisk's ``.raw`` (signed linear) files."""
+
+
+def wav_from_raw(raw: Path, wav: Path, *, channels: int, rate: int = RAW_RATE) -> None:
+    """Write ``wav``: a 16-bit PCM WAV holding ``raw``'s samples (interleaved ``channels``),
+    a trailing partial frame left out. Streamed; ``wav`` is written beside and renamed in."""
+    frame = 2 * channels
+    usable = raw.stat().st_size // frame * frame
+    part = wav.with_name(f".{wav.name}.part")
+    with raw.open("rb") as src, wave.open(str(part), "wb") as dst:
+        dst.setnchannels(channels)
+        dst.setsampwidth(2)
+        dst.setframerate(rate)
+        left = usable
+        while left > 0:
+            chunk = src.read(min(CHUNK, left))
+            if not chunk:
+                break
+            dst.writeframesraw(chunk)
+            left -= len(chunk)
+    part.replace(wav)

@@ -70,6 +70,13 @@ class RecordingPaths:
         """The path Asterisk writes ``relative`` to (e.g. MixMonitor's file name)."""
         return self.pbx.to_pbx(self.resolve(relative))
 
+    def partial(self, relative: str, extension: str) -> Path:
+        """The hidden file Asterisk writes while ``relative`` is being recorded
+        (``YYYY/MM/DD/.<call-id>-<n>.<extension>``): a dot file, so ``files()`` and
+        ``recordings check`` leave it alone until it becomes the recording."""
+        final = self.resolve(relative)
+        return final.with_name(f".{final.stem}.{extension}")
+
     def prepare(self, relative: str) -> Path:
         """:meth:`resolve`, with the day's folder created for Asterisk to write in (the root's
         permissions and the umask decide who else may read it)."""

@@ -1,23 +1,17 @@
-"""The recording policy: named policies, chosen per queue and per flow, a step may override.
+"""The recording policy: which policy applies to a call leg, and whether it records this call.
 
-A policy says whether a call leg is recorded (``record``), how long its files are kept
+A policy (``recording.policies`` in the config, :class:`callcontrol.config.RecordingPolicy`)
+says whether a call leg is recorded (``record``), how long its files are kept
 (``retention_days``) and which prompt asks for consent before the first recording of a call::
 
     all          every call
-    none         no call
+    none         no call (built in)
     {percent: N} N % of calls, sampled: decided once per call from the call id (deterministic,
                  so every leg and every restart of the same call decides the same way)
     on_demand    only when an agent or supervisor starts it
 
-Policies are named, so a recording row can carry the name of the policy that caused it and
-``recordings purge`` finds that policy's retention by name. The settings will be embedded in
-:class:`callcontrol.config.Config` as one section::
-
-    class Config(_Model):
-        ...
-        recording: RecordingSettings = RecordingSettings()
-
-which reads, in the config file::
+Policies are named, so a recording row carries the name of the policy that caused it and
+``recordings purge`` finds that policy's retention by name. In the config::
 
     recording:
       channels: stereo               # caller left, agent(s) right; or mono
@@ -25,7 +19,7 @@ which reads, in the config file::
         quality: {record: all, retention_days: 90, consent_prompt: recording-notice}
         sampled: {record: {percent: 20}, retention_days: 30}
         asked:   {record: on_demand, retention_days: 365}
-      default: none                  # the built-in policy that records nothing
+      default: none
       flows:  {hotline: sampled}
       queues: {sales: quality, billing: asked}
 
@@ -38,74 +32,23 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from callcontrol.config import (
+    NO_RECORDING,
+    RecordingPolicy,
+    RecordingSettings,
+    SampledRecording,
+)
 from callcontrol.logging import get_logger
 
 log = get_logger(__name__)
 
-NONE = "none"
+NONE = NO_RECORDING
 """The built-in policy that records nothing (the default default)."""
+Sampled = SampledRecording
 
-Mode = Literal["all", "none", "on_demand"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class Sampled(_Model):
-    """``{percent: N}``: record N % of calls, chosen from the call id."""
-
-    percent: int = Field(ge=0, le=100)
-    """Share of calls recorded, 0 to 100."""
-
-
-class RecordingPolicy(_Model):
-    """One named recording policy."""
-
-    record: Mode | Sampled
-    """``all``, ``none``, ``on_demand`` or ``{percent: N}``."""
-    retention_days: int | None = Field(None, ge=1)
-    """Days a recording is kept (counted from its start); none: kept until deleted by hand."""
-    consent_prompt: str | None = Field(None, min_length=1)
-    """Sound played to the caller before the first recording of a call (none: no prompt)."""
-
-
-class RecordingSettings(_Model):
-    """The ``recording`` section: the policies and where each applies."""
-
-    channels: Literal["stereo", "mono"] = "stereo"
-    """``stereo``: the caller on the left channel, the agent(s) on the right; ``mono``: a mix."""
-    policies: dict[str, RecordingPolicy] = {}
-    """Named policies (``none`` is built in and cannot be redefined)."""
-    default: str = NONE
-    """The policy of a call leg no flow, queue or step names."""
-    flows: dict[str, str] = {}
-    """Flow name -> policy name, for the IVR leg (and queue legs of a queue that names none)."""
-    queues: dict[str, str] = {}
-    """Queue name -> policy name, for the leg with an agent."""
-
-    @model_validator(mode="after")
-    def _names_exist(self) -> RecordingSettings:
-        if NONE in self.policies:
-            raise ValueError(f"policy name {NONE!r} is built in; choose another name")
-        refs = [("default", self.default)]
-        refs += [(f"flows.{k}", v) for k, v in self.flows.items()]
-        refs += [(f"queues.{k}", v) for k, v in self.queues.items()]
-        for where, name in refs:
-            if name != NONE and name not in self.policies:
-                known = ", ".join([NONE, *sorted(self.policies)])
-                raise ValueError(f"{where}: unknown recording policy {name!r}; known: {known}")
-        return self
-
-    def policy(self, name: str) -> RecordingPolicy | None:
-        """The policy called ``name`` (``none`` included), or ``None`` when there is none."""
-        if name == NONE:
-            return RecordingPolicy(record="none")
-        return self.policies.get(name)
+__all__ = ["NONE", "Decision", "RecordingPolicy", "RecordingSettings", "Sampled", "decide",
+           "policy_for", "sample_bucket"]
 
 
 def policy_for(

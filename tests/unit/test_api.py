@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.openapi import OPENAPI
 from callcontrol.api.server import ROUTES, TOKENS, build_app
-from callcontrol.errors import ApiError
+from callcontrol.errors import ApiError, UnknownObject
 
 
 class FakeBackend:
@@ -47,6 +47,10 @@ class FakeBackend:
 
     def crm_customer(self, account: str) -> dict[str, Any] | None:
         return None
+
+    async def recording_control(self, call_id: str, action: str, by: str,
+                                agent_id: str | None = None) -> dict[str, Any]:
+        raise UnknownObject("call_not_live", "no call in progress with this id")
 
     overrides: dict[str, Any]
 

@@ -14,12 +14,15 @@ from typing import Any
 import pytest
 
 from callcontrol.calls.context import CallerHungUp, QueueResult
+from callcontrol.config import RecordingSettings
 from callcontrol.errors import Conflict
 from callcontrol.flows.engine import FlowEngine, FlowResult, FlowServices, mask_digits
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.loader import LoadedFlow, load_flow_text
 from callcontrol.flows.prompts import PromptResolver
 from callcontrol.flows.simulate import FixtureHttp, HttpFixture, SimulatedCall
+from callcontrol.recording.paths import RecordingPaths
+from callcontrol.recording.runtime import RecordingService
 from callcontrol.telephony import DtmfReceived, PlaybackFinished
 
 MONDAY_10_ROME = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -43,9 +46,10 @@ async def run(
     now: datetime = MONDAY_10_ROME,
     queue_exits: tuple[str, ...] = (),
     dial_results: tuple[str, ...] = (),
-    recording: str | None = None,
+    recording: Path | None = None,
     secrets: Mapping[str, str] | None = None,
 ) -> tuple[FlowResult, SimulatedCall]:
+    """Run ``main``; ``recording``: a recordings root, the flow recorded by policy there."""
     snapshot = flows(tmp_path, main=text, **(others or {}))
     call = SimulatedCall(
         script, auto=False, now=now, queue_exits=queue_exits, dial_results=dial_results
@@ -54,10 +58,20 @@ async def run(
         Sandbox(secrets),
         PromptResolver(tmp_path / "prompts"),
         http or FixtureHttp(),
-        active_recording=lambda ctx: recording,
     )
+    if recording is not None:
+        settings = RecordingSettings(policies={"q": {"record": "all"}}, flows={"main": "q"})
+        service = RecordingService(settings, RecordingPaths(recording), call.fake, Records())
+        call.recordings = service.for_call(call)
     result = await FlowEngine(call, snapshot, services).run("main")
     return result, call
+
+
+class Records(list[Any]):
+    """An interaction log that keeps what is appended."""
+
+    def append(self, record: Any) -> None:
+        super().append(record)
 
 
 def commands(call: SimulatedCall, name: str) -> list[dict[str, Any]]:
@@ -224,13 +238,30 @@ async def test_gather_invalid_then_timeout_fails(tmp_path: Path) -> None:
 
 async def test_sensitive_gather_is_masked_and_mutes_the_recording(tmp_path: Path) -> None:
     text = GATHER.replace("save_as: account", "save_as: account\n      sensitive: true")
-    result, call = await run(tmp_path, text, "P 4321# P1", recording="rec-1")
+    result, call = await run(tmp_path, text, "7 321# P1", recording=tmp_path / "rec")
     assert result.variables["account"] == "****"
+    assert call.entries("barge_in") == [{"step": "account", "digit": "*"}]
     assert call.entries("digits")[0]["digits"] == "****"
-    assert "4321" not in repr(call.timeline)
+    assert "7321" not in repr(call.timeline) and "'7'" not in repr(call.timeline)
     names = [c for c, _ in call.fake.commands]
-    assert names.index("mute_recording") < names.index("play") < names.index("unmute_recording")
+    mutes = commands(call, "mute_call_recording")
+    assert [m["muted"] for m in mutes] == [True, False]
+    first_mute = names.index("mute_call_recording")
+    assert names.index("start_call_recording") < first_mute < names.index("play")
+    assert names.index("play") < len(names) - 1 - names[::-1].index("mute_call_recording")
+    assert [e["by"] for e in call.entries("recording_muted")] == ["flow"]
+    assert [e["by"] for e in call.entries("recording_unmuted")] == ["flow"]
     assert mask_digits("4111111111111111") == "************1111"
+
+
+async def test_digits_typed_beyond_a_sensitive_entry_are_dropped_unseen(tmp_path: Path) -> None:
+    text = GATHER.replace("save_as: account", "save_as: account\n      sensitive: true\n"
+                          "      barge_in: false")
+    result, call = await run(tmp_path, text, "74321998 P P1")
+    assert result.variables["account"] == "******"
+    assert call.entries("digits_discarded") == [{"step": "account", "count": 2}]
+    assert call.entries("unused_digits") == []
+    assert "743219" not in repr(call.timeline) and "98" not in repr(call.timeline)
 
 
 async def test_set_and_branch_with_missing_values(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ BUDGET_S = 2.0
 parsing and checking)."""
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not KNOB,
                 suppress_health_check=list(HealthCheck))
-PATH_VALUES = {"agent_id": "alice", "name": "billing", "account": "123456"}
+PATH_VALUES = {"agent_id": "alice", "name": "billing", "account": "123456", "call_id": "c1"}
 SCHEDULES = {"office", "support"}
 
 CONTENT_TYPES = st.one_of(

@@ -1,0 +1,369 @@
+"""Call recording on real Asterisk: pjsua2 callers and headsets, the daemon as a child process.
+
+One bed for the module (tests/integration/flows_recording): queues recorded by policy
+(``rq``: all, ``rn``: none, ``rd``: on demand, ``rk``: a queue step naming its policy), and an
+IVR flow recorded by the flow's policy with a sensitive gather. Each test reads the recording
+row, the file under the recordings root (per channel: caller 440 Hz left, agent 1 kHz right),
+the call's timeline, and for the secret: the database, the journal, the daemon's log and the
+API. The daemon SIGKILL test runs last: it restarts the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from acd_bed import _create_token
+from sqlmodel import col
+
+from callcontrol import audio
+from callcontrol.sipua.client import SipPeer
+from callcontrol.store.db import create_engine, session_factory
+from callcontrol.store.queries import call_timeline
+from callcontrol.store.tables import CallEventRow, CallRow, RecordingRow
+from callcontrol_testing.daemon import DaemonApi, DaemonProcess, write_config
+from callcontrol_testing.testbed import PbxTestbed, start_testbed
+from callcontrol_testing.waiting import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres,
+              pytest.mark.asyncio(loop_scope="module")]
+
+FLOWS = Path(__file__).parent / "flows_recording"
+CALLER_HZ = 440
+AGENT_HZ = 1000
+QUEUE_OF = {"ra": "rq", "rn": "rn", "rd": "rd", "rk": "rk"}
+EXTENSION = {"rq": "301", "rn": "302", "rd": "303", "rk": "304", "ivr": "305"}
+SECRET = "79318642"
+"""The sensitive gather's digits: the first barges into its prompt."""
+RECORDING = {
+    "channels": "stereo",
+    "policies": {"kept": {"record": "all", "retention_days": 30},
+                 "asked": {"record": "on_demand", "retention_days": 30}},
+    "queues": {"rq": "kept", "rn": "none", "rd": "asked"},
+    "flows": {"rec_ivr": "kept"},
+}
+
+
+class RecBed:
+    """The running bed: testbed, daemon, admin API, database."""
+
+    def __init__(self, pbx: PbxTestbed, daemon: DaemonProcess, config_file: Path, token: str,
+                 db_url: str, work: Path) -> None:
+        self.pbx, self.daemon, self.config_file, self.work = pbx, daemon, config_file, work
+        self.db = create_engine(db_url)
+        self.root = pbx.config.path(pbx.config.asterisk.recordings_dir)
+        self.caller_wav = audio.make_tone_wav(work / "caller.wav", CALLER_HZ, 2.0)
+        self.agent_wav = audio.make_tone_wav(work / "agent.wav", AGENT_HZ, 2.0)
+        self.session = aiohttp.ClientSession()
+        self.api = DaemonApi(self.session, daemon.url, token, timeout=5)
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.db.dispose()
+
+    async def rows(self, query: Any) -> list[Any]:
+        async with session_factory(self.db)() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def recordings(self, call_id: str) -> list[RecordingRow]:
+        return await self.rows(sa.select(RecordingRow).where(
+            col(RecordingRow.call_id) == call_id).order_by(col(RecordingRow.n)))
+
+    async def recording(self, call_id: str, *statuses: str, timeout: float = 15.0
+                        ) -> RecordingRow:
+        """The call's first recording once its status is one of ``statuses``."""
+
+        async def check() -> RecordingRow | None:
+            rows = await self.recordings(call_id)
+            return rows[0] if rows and rows[0].status in statuses else None
+
+        row: RecordingRow = await eventually(check, timeout, f"recording of {call_id} "
+                                             f"in {statuses}")
+        return row
+
+    async def events(self, call_id: str, kind: str) -> list[CallEventRow]:
+        return [e for e in await call_timeline(self.db, call_id) if e.kind == kind]
+
+    async def event(self, call_id: str, kind: str, timeout: float = 15.0) -> CallEventRow:
+        async def check() -> CallEventRow | None:
+            found = await self.events(call_id, kind)
+            return found[0] if found else None
+
+        row: CallEventRow = await eventually(check, timeout, f"{kind} of {call_id}")
+        return row
+
+    async def new_call(self, extension: str, known: set[str]) -> str:
+        async def check() -> str | None:
+            rows: list[CallRow] = await self.rows(
+                sa.select(CallRow).where(col(CallRow.extension) == extension))
+            return next((r.call_id for r in rows if r.call_id not in known), None)
+
+        call_id: str = await eventually(check, 10, f"a call to {extension}")
+        return call_id
+
+    async def call_ids(self, extension: str) -> set[str]:
+        rows: list[CallRow] = await self.rows(
+            sa.select(CallRow).where(col(CallRow.extension) == extension))
+        return {r.call_id for r in rows}
+
+    async def ended(self, call_id: str) -> CallRow:
+        async def check() -> CallRow | None:
+            rows: list[CallRow] = await self.rows(
+                sa.select(CallRow).where(col(CallRow.call_id) == call_id))
+            return rows[0] if rows and rows[0].ended_at is not None else None
+
+        row: CallRow = await eventually(check, 15, f"call {call_id} ended")
+        return row
+
+    def uri(self, extension: str) -> str:
+        return f"sip:{extension}@{self.pbx.sip_host}:{self.pbx.sip_port}"
+
+    @contextlib.asynccontextmanager
+    async def headset(self, agent_id: str) -> AsyncIterator[SipPeer]:
+        """A registered, answering headset of an available agent."""
+        account = self.pbx.agents[agent_id]
+        async with SipPeer(name=f"headset-{agent_id}") as peer:
+            await peer.register(account.username, account.password, self.pbx.sip_host,
+                                self.pbx.sip_port)
+            await peer.set_auto_answer(True, play_wav=self.agent_wav)
+
+            async def ready() -> bool:
+                status, agents = await self.api("GET", "/api/agents")
+                assert status == 200, agents
+                agent = next(a for a in agents if a["id"] == agent_id)
+                if agent["state"] == "logged_out":
+                    await self.api("POST", f"/api/agents/{agent_id}/login")
+                return bool(agent["reachable"]) and agent["state"] == "available"
+
+            await eventually(ready, 15, f"agent {agent_id} available")
+            yield peer
+
+    @contextlib.asynccontextmanager
+    async def caller(self) -> AsyncIterator[SipPeer]:
+        account = self.pbx.caller
+        async with SipPeer(name="caller") as peer:
+            await peer.use_account(account.username, account.password, self.pbx.sip_host,
+                                   self.pbx.sip_port)
+            yield peer
+
+    async def agent_call(self, agent_id: str, caller: SipPeer, agent: SipPeer
+                         ) -> tuple[str, str, str]:
+        """Call the agent's queue; return (SIP call of the caller, of the agent, call id)."""
+        extension = EXTENSION[QUEUE_OF[agent_id]]
+        known = await self.call_ids(extension)
+        sip_call = await caller.call(self.uri(extension), play_wav=self.caller_wav)
+        await caller.wait_for("confirmed", 10, call_id=sip_call)
+        incoming = await agent.wait_for("incoming", 10)
+        await agent.wait_for("confirmed", 10, call_id=incoming["call_id"])
+        return sip_call, incoming["call_id"], await self.new_call(extension, known)
+
+    def file(self, row: RecordingRow) -> Path:
+        return self.root / row.path
+
+    async def recordings_check(self) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcontrol", "--config", str(self.config_file),
+            "recordings", "check", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode()
+
+
+def _config(pbx: PbxTestbed, work: Path, db_url: str) -> Path:
+    source = json.loads(pbx.config_file.read_text())
+    agents = [{**a, "queues": [QUEUE_OF[a["id"]]]} for a in source["agents"]]
+    update = {
+        "agents": agents,
+        "queues": {q: {"ring_timeout": 5, "wrap_up": 0.5} for q in QUEUE_OF.values()},
+        "recording": RECORDING,
+        "flows": {"dir": str(FLOWS), "watch": False,
+                  "routes": {**{EXTENSION[q]: "rec_queue" for q in QUEUE_OF.values()},
+                             EXTENSION["ivr"]: "rec_ivr"}},
+        "database": {"url": db_url, "journal_dir": str(work / "journal")},
+    }
+    return write_config(pbx.config_file, work / "rec.yaml", update)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def bed(tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+              ) -> AsyncIterator[RecBed]:
+    work = tmp_path_factory.mktemp("rec")
+    pbx = await start_testbed(work, f"rec-{os.getpid()}", agent_ids=tuple(QUEUE_OF))
+    try:
+        config_file = _config(pbx, work, module_db_url)
+        token = await _create_token(config_file, "--role", "admin", "--name", "rec-tests")
+        daemon = DaemonProcess(config_file, pbx.config.http.port, work / "daemon.log")
+        await daemon.start(60)
+        running = RecBed(pbx, daemon, config_file, token, module_db_url, work)
+        try:
+            yield running
+        finally:
+            await running.close()
+            await running.daemon.stop()
+    finally:
+        await pbx.stop()
+
+
+def _channel(bed: RecBed, path: Path, index: int) -> Path:
+    return audio.extract_channel(path, index, bed.work / f"{path.stem}-{index}.wav")
+
+
+async def test_an_agent_call_is_recorded_in_stereo_caller_left_agent_right(bed: RecBed) -> None:
+    async with bed.headset("ra") as agent, bed.caller() as caller:
+        sip_call, _, call_id = await bed.agent_call("ra", caller, agent)
+        row = await bed.recording(call_id, "recording")
+        assert row.policy == "kept" and row.channels == 2 and row.n == 1
+        assert not bed.file(row).exists()  # the row first; the file once whole
+        await asyncio.sleep(3.0)  # three seconds of conversation: tones both ways
+        await caller.hangup(sip_call)
+        row = await bed.recording(call_id, "complete")
+    path = bed.file(row)
+    assert path.is_file()
+    data = path.read_bytes()
+    assert len(data) == row.size_bytes and hashlib.sha256(data).hexdigest() == row.sha256
+    assert row.duration_s is not None and abs(audio.duration(path) - row.duration_s) < 0.01
+    assert 2.5 < row.duration_s < 10.0
+    left, right = _channel(bed, path, 0), _channel(bed, path, 1)
+    assert audio.tone_seconds(left, CALLER_HZ, min_ratio=0.5) > 2.0, "no caller on the left"
+    assert audio.tone_seconds(right, AGENT_HZ, min_ratio=0.5) > 2.0, "no agent on the right"
+    assert audio.tone_seconds(left, AGENT_HZ, min_ratio=0.2) < 0.3, "agent leaks to the left"
+    assert audio.tone_seconds(right, CALLER_HZ, min_ratio=0.2) < 0.3, "caller leaks right"
+    decisions = [(e.data["policy"], e.data["record"])
+                 for e in await bed.events(call_id, "recording_decision")]
+    assert decisions == [("none", False), ("kept", True)]  # the IVR leg, then the queue's
+
+
+async def test_policy_none_writes_no_file(bed: RecBed) -> None:
+    async with bed.headset("rn") as agent, bed.caller() as caller:
+        sip_call, _, call_id = await bed.agent_call("rn", caller, agent)
+        await bed.event(call_id, "agent_connected")
+        await caller.hangup(sip_call)
+        await bed.ended(call_id)
+    decisions = [e.data for e in await bed.events(call_id, "recording_decision")]
+    assert decisions[-1]["policy"] == "none" and decisions[-1]["record"] is False
+    assert await bed.recordings(call_id) == []
+    assert not [p for p in bed.root.rglob("*") if call_id in p.name]
+
+
+async def test_on_demand_starts_when_asked_through_the_api(bed: RecBed) -> None:
+    async with bed.headset("rd") as agent, bed.caller() as caller:
+        sip_call, _, call_id = await bed.agent_call("rd", caller, agent)
+        await bed.event(call_id, "agent_connected")
+        assert await bed.recordings(call_id) == []  # nothing before it is asked
+        status, answer = await bed.api("POST", f"/api/calls/{call_id}/recording",
+                                       {"action": "start"})
+        assert status == 200, answer
+        row = await bed.recording(call_id, "recording")
+        assert row.policy == "asked"
+        started = await bed.event(call_id, "recording_started")
+        assert started.data["by"] == "api:rec-tests"
+        status, answer = await bed.api("POST", f"/api/calls/{call_id}/recording",
+                                       {"action": "start"})
+        assert status == 409 and answer["error"]["id"] == "recording_unchanged"
+        await asyncio.sleep(1.5)
+        await caller.hangup(sip_call)
+        row = await bed.recording(call_id, "complete")
+    assert bed.file(row).stat().st_size == row.size_bytes
+    status, answer = await bed.api("POST", f"/api/calls/{call_id}/recording",
+                                   {"action": "stop"})
+    assert status == 404 and answer["error"]["id"] == "call_not_live"
+
+
+async def test_a_sensitive_gather_is_silent_in_the_file_and_its_digits_appear_nowhere(
+    bed: RecBed,
+) -> None:
+    extension = EXTENSION["ivr"]
+    known = await bed.call_ids(extension)
+    async with bed.caller() as caller:
+        sip_call = await caller.call(bed.uri(extension), play_wav=bed.caller_wav)
+        await caller.wait_for("confirmed", 10, call_id=sip_call)
+        call_id = await bed.new_call(extension, known)
+
+        async def gather_prompt() -> bool:
+            return any(e.data.get("playback_id", "").count("-pin-")
+                       for e in await bed.events(call_id, "playback_started"))
+
+        await eventually(gather_prompt, 15, "the gather's prompt playing")
+        await caller.send_dtmf(sip_call, SECRET[0])  # barges into the prompt
+        await bed.event(call_id, "barge_in")
+        await caller.send_dtmf(sip_call, SECRET[1:])
+        await caller.wait_for("disconnected", 30, call_id=sip_call)  # the flow hangs up
+    row = await bed.recording(call_id, "complete")
+    muted = await bed.event(call_id, "recording_muted")
+    unmuted = await bed.event(call_id, "recording_unmuted")
+    assert muted.data["by"] == unmuted.data["by"] == "flow"
+    assert muted.data["recording_id"] == row.id
+    (barge,) = [e.data for e in await bed.events(call_id, "barge_in")]
+    assert barge["digit"] == "*"
+    (digits,) = [e.data for e in await bed.events(call_id, "digits")]
+    assert digits["digits"] == "*" * len(SECRET)
+
+    # the muted span is silent on both channels, with the length the timeline says
+    path = bed.file(row)
+    start = (muted.at - row.started_at).total_seconds()
+    span = (unmuted.at - muted.at).total_seconds()
+    assert span > 1.0
+    for index in (0, 1):
+        channel = _channel(bed, path, index)
+        assert audio.tone_windows(channel, CALLER_HZ, start + 0.3, start + span - 0.3) == []
+    left = _channel(bed, path, 0)
+    assert audio.tone_seconds_between(left, CALLER_HZ, 0.0, start - 0.2) > 0.5
+    assert audio.tone_seconds_between(left, CALLER_HZ, start + span + 0.3, 1e9) > 0.5
+    heard = [s for s, _, _ in audio.tone_windows(left, CALLER_HZ, 0.0)]
+    gap = max(b - a for a, b in itertools.pairwise(heard))
+    assert abs(gap - span) < 0.6, f"silent gap {gap:.2f} s, muted {span:.2f} s"
+
+    # the digits: nowhere in the database, the journal, the log, the API
+    status, api_call = await bed.api("GET", f"/api/calls/{call_id}")
+    assert status == 200
+    dumps = {
+        "api": json.dumps(api_call),
+        "timeline": json.dumps([e.data for e in await call_timeline(bed.db, call_id)]),
+        "calls": json.dumps([r.model_dump(mode="json") for r in
+                             await bed.rows(sa.select(CallRow))]),
+        "journal": b"".join(p.read_bytes() for p in (bed.work / "journal").rglob("*")
+                            if p.is_file()).decode(errors="replace"),
+        "log": bed.daemon.log_path.read_text(errors="replace"),
+    }
+    for where, text in dumps.items():
+        assert SECRET not in text and SECRET[1:] not in text, f"the digits are in the {where}"
+    for event in await call_timeline(bed.db, call_id):
+        for key in ("digit", "digits"):
+            value = str(event.data.get(key, ""))
+            assert not any(c.isdigit() for c in value), (event.kind, event.data)
+
+
+async def test_a_daemon_sigkill_during_a_recorded_call_leaves_no_row_recording(
+    bed: RecBed,
+) -> None:
+    async with bed.headset("rk") as agent, bed.caller() as caller:
+        sip_call, _, call_id = await bed.agent_call("rk", caller, agent)
+        row = await bed.recording(call_id, "recording")
+        assert row.policy == "kept"  # the queue step's own policy (the queue names none)
+        await asyncio.sleep(1.5)
+        bed.daemon.kill()
+        await bed.daemon.wait_exit()
+        bed.daemon = DaemonProcess(bed.config_file, bed.pbx.config.http.port,
+                                   bed.work / "daemon-2.log")
+        await bed.daemon.start(60)
+        row = await bed.recording(call_id, "complete", "partial")
+        await caller.hangup(sip_call)
+        await caller.wait_for("disconnected", 10, call_id=sip_call)
+    path = bed.file(row)
+    assert path.is_file() and path.stat().st_size == row.size_bytes
+    assert row.duration_s is not None and row.duration_s > 1.0
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")], "hidden file left"
+    code, out = await bed.recordings_check()
+    assert code == 0, out

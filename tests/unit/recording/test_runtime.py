@@ -1,0 +1,138 @@
+"""The per-call recorder on the fake telephony: policies per leg, the row before the file, the
+in-call codes, mutes that overlap, fail-closed mute, and the hidden raw file turned into the
+recording (its figures on the row)."""
+
+from __future__ import annotations
+
+import array
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcontrol.config import RecordingSettings
+from callcontrol.errors import PbxRefused
+from callcontrol.flows.simulate import SimulatedCall
+from callcontrol.recording.files import measure
+from callcontrol.recording.paths import RecordingPaths
+from callcontrol.recording.runtime import CallRecorder, RecordingService, seal
+from callcontrol.store.records import RecordingFinished, RecordingStarted
+
+SETTINGS = RecordingSettings.model_validate({
+    "policies": {"kept": {"record": "all"}, "asked": {"record": "on_demand"}},
+    "queues": {}, "flows": {"ivr": "kept"}, "default": "none",
+})
+
+
+class Records(list[Any]):
+    def append(self, record: Any) -> None:
+        super().append(record)
+
+
+def recorder(tmp_path: Path) -> tuple[CallRecorder, SimulatedCall, Records]:
+    call = SimulatedCall(auto=True)
+    records = Records()
+    service = RecordingService(SETTINGS, RecordingPaths(tmp_path), call.fake, records)
+    rec = service.for_call(call)
+    call.recordings = rec
+    return rec, call, records
+
+
+def names(call: SimulatedCall) -> list[str]:
+    return [name for name, _ in call.fake.commands]
+
+
+async def test_the_row_is_written_before_asterisk_is_asked_to_record(tmp_path: Path) -> None:
+    rec, call, records = recorder(tmp_path)
+
+    def check(name: str, args: dict[str, Any]) -> None:
+        if name == "start_call_recording":
+            assert isinstance(records[0], RecordingStarted)
+            assert args["file"].endswith(f"/.{call.call_id}-1.raw") and args["stereo"]
+
+    call.fake.on_command = check
+    await rec.leg(flow="ivr")
+    assert await rec.start()
+    started = records[0]
+    assert (started.n, started.policy, started.channels) == (1, "kept", 2)
+    assert names(call) == ["start_call_recording"]
+    assert not await rec.start()  # already recording
+
+
+async def test_a_leg_whose_policy_does_not_record_stops_the_recording(tmp_path: Path) -> None:
+    rec, call, _ = recorder(tmp_path)
+    await rec.leg(flow="ivr")
+    await rec.start()
+    await rec.leg(queue="billing", step="none")
+    assert "stop_call_recording" in names(call)
+    assert not await rec.start()
+    decisions = [d for kind, d in call.timeline if kind == "recording_decision"]
+    assert [(d["policy"], d["record"]) for d in decisions] == [("kept", True), ("none", False)]
+
+
+async def test_agent_codes_start_on_demand_and_toggle_mute(tmp_path: Path) -> None:
+    rec, call, _ = recorder(tmp_path)
+    await rec.leg(queue="q", step="asked")
+    assert not await rec.start()  # on demand: not by policy
+    for digit in "1*49":
+        await rec.agent_digit(digit, "agent:a1")
+    assert rec.active is not None
+    for digit in "*47":
+        await rec.agent_digit(digit, "agent:a1")
+    await rec.mute("flow")
+    for digit in "*47":
+        await rec.agent_digit(digit, "agent:a1")  # the agent unmutes: the flow still mutes
+    await rec.unmute("flow")
+    mutes = [args["muted"] for name, args in call.fake.commands if name == "mute_call_recording"]
+    assert mutes == [True, False]  # silence from the agent's mute to the flow's unmute
+    kinds = [(k, d.get("by")) for k, d in call.timeline if k.startswith("recording_")]
+    assert ("recording_started", "agent:a1") in kinds
+    assert kinds[-4:] == [("recording_muted", "agent:a1"), ("recording_muted", "flow"),
+                          ("recording_unmuted", "agent:a1"), ("recording_unmuted", "flow")]
+
+
+async def test_a_mute_asterisk_refuses_stops_the_recording(tmp_path: Path) -> None:
+    rec, call, _ = recorder(tmp_path)
+    await rec.leg(flow="ivr")
+    await rec.start()
+    call.fake.fail["mute_call_recording"] = PbxRefused(0, "no MixMonitor")
+    await rec.mute("flow", "sensitive gather")
+    assert rec.active is None and "stop_call_recording" in names(call)
+
+
+@pytest.mark.parametrize("stereo", [True, False])
+def test_seal_turns_the_hidden_file_into_the_recording(tmp_path: Path, stereo: bool) -> None:
+    paths = RecordingPaths(tmp_path)
+    relative = "2026/12/03/c1-1.wav"
+    paths.prepare(relative)
+    partial = paths.partial(relative, "raw" if stereo else "wav")
+    samples = array.array("h", range(-800, 800)) * 10  # 16000 samples
+    if stereo:
+        partial.write_bytes(samples.tobytes() + b"\x01")  # a torn last frame is left out
+    else:
+
+        with wave.open(str(partial), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(8000)
+            wav.writeframes(samples.tobytes())
+    assert seal(paths, relative, partial, stereo, "complete") == "complete"
+    assert not partial.exists()
+    figures = measure(paths.resolve(relative))
+    assert figures.complete and figures.channels == (2 if stereo else 1)
+    assert figures.duration_s == (1.0 if stereo else 2.0)
+    assert list(paths.files()) == [relative]
+
+
+async def test_a_stopped_recording_is_finished_with_its_figures(tmp_path: Path) -> None:
+    rec, _, records = recorder(tmp_path)
+    await rec.leg(flow="ivr")
+    await rec.start()
+    assert rec.active is not None
+    rec.active.partial.write_bytes(array.array("h", [1000, -1000] * 8000).tobytes())
+    await rec.stop("call_end")
+    await rec.service.close()
+    finished = records[-1]
+    assert isinstance(finished, RecordingFinished) and finished.status == "complete"
+    assert finished.duration_s == 1.0 and finished.size_bytes == 44 + 32000
