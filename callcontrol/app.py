@@ -36,6 +36,7 @@ from callcontrol.logging import configure_logging, get_logger
 from callcontrol.pbx.agents_conf import AgentsInclude
 from callcontrol.pbx.paths import PathMap
 from callcontrol.pbx.settings import SipAccount
+from callcontrol.recording.paths import RecordingPaths
 from callcontrol.recovery import Recovery
 
 log = get_logger("callcontrol.app")
@@ -108,6 +109,7 @@ class App:
             config=config, engine=engine, store=self.store,
             links={"ari": self.ari.link, "ami": self.ami.link}, flows=self.flows,
             acd=self.acd, directory=self.directory, calls=self.calls,
+            recordings=RecordingPaths(config.path(config.asterisk.recordings_dir), paths),
         )
         self.tokens = TokenStore(config.path(config.http.tokens_file))
         self._runner: web.AppRunner | None = None
