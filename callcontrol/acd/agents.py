@@ -352,7 +352,8 @@ class AgentBoard:
         self._transition(agent, AgentState.WRAP_UP, "call_ended")
         agent.wrap_up_until = now + timedelta(seconds=max(wrap_up_s, 0.0))
         loop = asyncio.get_running_loop()
-        agent._wrap_timer = loop.call_later(max(wrap_up_s, 0.0), self._wrap_up_done, agent.id)
+        if wrap_up_s > 0:
+            agent._wrap_timer = loop.call_later(wrap_up_s, self._wrap_up_done, agent.id)
         if disposition_max is not None:
             agent.awaiting_disposition = True
             agent._hold_timer = loop.call_later(max(disposition_max, wrap_up_s),
