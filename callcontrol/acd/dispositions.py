@@ -28,6 +28,9 @@ _log = get_logger(__name__)
 
 MAX_NOTE = 1000
 """The longest note (characters)."""
+MAX_BY = 128
+"""The longest name of who gave a disposition (the column's width; longer token names are
+cut)."""
 
 
 class Dispositions:
@@ -68,7 +71,7 @@ class Dispositions:
         if item.requires_note and note is None:
             raise InvalidRequest("note_required", f"disposition {code!r} needs a note",
                                  {"code": code})
-        now = self._clock()
+        by, now = by[:MAX_BY], self._clock()
         self._log.append(disposition_update(call_id, code, item.label, note, by, now))
         self._log.append(CallEvent(call_id=call_id, kind="disposition", at=now, data={
             "code": code, "label": item.label, "note": note, "by": by, "agent_id": agent.id,
