@@ -38,9 +38,11 @@ class ApiBackend(Protocol):
     def number_plan(self) -> NumberPlan:
         """How the site writes national numbers (E.164 normalisation)."""
 
-    async def open_recording(self, recording_id: str, as_agent: str | None) -> OpenRecording:
+    async def open_recording(self, recording_id: str, as_agent: str | None, by: str
+                             ) -> OpenRecording:
         """A recording's file, open to serve; ``as_agent``: only of a call that agent
-        handled. Raises :class:`~callcontrol.errors.Refused` subclasses."""
+        handled (a refusal is on the call's timeline, by ``by``). Raises
+        :class:`~callcontrol.errors.Refused` subclasses."""
 
     def recording_accessed(self, row: RecordingRow, by: str, byte_range: str | None,
                            status: int) -> None:

@@ -123,7 +123,8 @@ class ApiFacade:
         site = self.config.site
         return NumberPlan(site.country_code, site.national_prefix)
 
-    async def open_recording(self, recording_id: str, as_agent: str | None) -> OpenRecording:
+    async def open_recording(self, recording_id: str, as_agent: str | None, by: str
+                             ) -> OpenRecording:
         row = await get_recording(self.engine, recording_id)
         if row is None:
             raise UnknownObject("recording_not_found", "no such recording",
@@ -131,7 +132,7 @@ class ApiFacade:
         call = await get_call(self.engine, row.call_id)
         if as_agent is not None and (call is None or not await handled_by(
                 self.engine, call, as_agent)):
-            self.recording_accessed(row, as_agent, None, 403)
+            self.recording_accessed(row, by, None, 403)
             raise Forbidden("forbidden", "an agent token reads only the recordings of calls "
                             "its agent handled", {"recording_id": recording_id})
         return open_recording(self.recordings, row)

@@ -215,7 +215,8 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     principal = require(request, "agent")
     recording_id = _object_id(request, "recording_id")
     backend = request.app[BACKEND]
-    opened = await backend.open_recording(recording_id, _agent_scope(principal))
+    opened = await backend.open_recording(recording_id, _agent_scope(principal),
+                                          who(principal))
     try:
         header = request.headers.get("Range")
         wanted = parse_range(header, opened.size)

@@ -50,7 +50,7 @@ class FakeBackend:
             raise Forbidden("forbidden", "not yours")
         return {"call_id": call_id, "code": code, "note": note, "by": by}
 
-    async def open_recording(self, recording_id: str, as_agent: str | None) -> Any:
+    async def open_recording(self, recording_id: str, as_agent: str | None, by: str) -> Any:
         raise UnknownObject("recording_not_found", "no such recording")
 
     def recording_accessed(self, row: Any, by: str, byte_range: str | None,
