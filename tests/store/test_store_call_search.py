@@ -1,10 +1,8 @@
-"""Call search on both backends: filters, keyset pages across equal start times, dispositions
-through the journal (``disposition_at`` survives the journal's JSON)."""
+"""Call search on both backends: filters, keyset pages across equal start times, and a
+disposition's fields on the call row."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,31 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.agents import disposition_update
 from callcontrol.store.call_search import CallFilter, call_stories, find_calls
-from callcontrol.store.db import create_engine
 from callcontrol.store.queries import get_call
 from callcontrol.store.records import CallEvent, CallOpened, CallUpdated, Record
-from callcontrol.store.writer import StoreWriter
+from tests.store.test_store_backends import engine, write
+
+__all__ = ["engine"]  # the fixture, shared with the backend tests
 
 pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(store_url)
-    yield engine
-    await engine.dispose()
-
-
-async def write(engine: AsyncEngine, journal: Path, records: list[Record]) -> None:
-    writer = StoreWriter(engine, journal, batch_interval=0.01)
-    writer.start()
-    for record in records:
-        writer.append(record)
-    async with asyncio.timeout(20):
-        await writer.flush()
-    await writer.close()
 
 
 async def test_pages_filters_and_dispositions(engine: AsyncEngine, tmp_path: Path) -> None:
