@@ -143,3 +143,13 @@ def test_bad_disposition_settings_are_refused_with_their_place(
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, extra)
     assert where in str(caught.value) and message in str(caught.value), str(caught.value)
+
+
+def test_a_disposition_reads_back_from_the_journal_with_its_time() -> None:
+    from callcontrol.acd.agents import disposition_update
+    from callcontrol.store.codec import decode_line, encode_line
+    from callcontrol.store.records import CallUpdated
+
+    at = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    _, record = decode_line(encode_line(7, disposition_update("c1", "2", "L", "n", "x", at)))
+    assert isinstance(record, CallUpdated) and record.fields["disposition_at"] == at
