@@ -38,6 +38,7 @@ from callcontrol.logging import configure_logging, get_logger
 from callcontrol.pbx.agents_conf import AgentsInclude
 from callcontrol.pbx.paths import PathMap
 from callcontrol.pbx.settings import SipAccount
+from callcontrol.recording.paths import RecordingPaths
 from callcontrol.recovery import Recovery
 
 log = get_logger("callcontrol.app")
@@ -62,7 +63,6 @@ class App:
         from callcontrol.ari.adapter import AriTelephony
         from callcontrol.ari.client import AriClient
         from callcontrol.flows.runtime import FlowService
-        from callcontrol.recording.paths import RecordingPaths
         from callcontrol.recording.runtime import RecordingService
         from callcontrol.store.writer import StoreWriter
 
@@ -118,6 +118,7 @@ class App:
             config=config, engine=engine, store=self.store,
             links={"ari": self.ari.link, "ami": self.ami.link}, flows=self.flows,
             acd=self.acd, directory=self.directory, calls=self.calls,
+            recordings=RecordingPaths(config.path(config.asterisk.recordings_dir), paths),
         )
         self.tokens = TokenStore(config.path(config.http.tokens_file))
         self._runner: web.AppRunner | None = None

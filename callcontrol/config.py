@@ -163,6 +163,15 @@ class SiteConfig(_Model):
     """The call center's name."""
     timezone: str = Field("UTC", examples=["Europe/Rome"])
     """Site time zone (IANA name): ``now`` in flows, hourly statistics, ``HH:MM`` overrides."""
+    country_code: Annotated[str, _matching(r"[1-9][0-9]{0,2}", "a country calling code: 1 "
+                                           "to 3 digits, e.g. 39")] | None = Field(
+        None, examples=["39"])
+    """Country calling code of numbers written without ``+`` or ``00`` (customer history,
+    the ``caller`` filter: E.164 normalisation, docs/api.md); null: such numbers are refused."""
+    national_prefix: Annotated[str, _matching(r"[0-9]{0,2}", "up to 2 digits")] = Field(
+        "0", examples=[""])
+    """Digits a national number starts with that are not part of it (``0`` in most of Europe;
+    empty in Italy, where the ``0`` belongs to the number): dropped before ``country_code``."""
 
 
 class AriConfig(_Model):
@@ -384,6 +393,48 @@ class AgentConfig(_Model):
     """Seconds of wrap-up after a call; null: the queue's ``wrap_up``."""
 
 
+DispositionCodeText = Annotated[str, _matching(
+    r"[0-9]{1,8}", "a disposition code: 1 to 8 digits (an agent types it on the headset)")]
+
+
+class DispositionCode(_Model):
+    """One wrap-up code an agent may give a call of the queue."""
+
+    code: DispositionCodeText = Field(examples=["1"])
+    """Digits (the headset's disposition code, then these: ``*481``)."""
+    label: str = Field(min_length=1, max_length=64, examples=["Resolved"])
+    """What the code means, for people."""
+    requires_note: bool = False
+    """The code needs a free note (so it can be given through the API only)."""
+
+
+class DispositionsConfig(_Model):
+    """The wrap-up codes of a queue and whether a call must get one."""
+
+    codes: list[DispositionCode] = Field(min_length=1, max_length=100)
+    """The codes (each different)."""
+    required: bool = False
+    """Keep the agent in wrap-up until a code is given (or ``wrap_up_max`` passes, then the
+    call's disposition is ``missing``)."""
+    wrap_up_max: float = Field(300.0, gt=0, le=86400)
+    """Seconds from the call's end an agent may be held in wrap-up for a required code; at
+    least the queue's (and the agent's) ``wrap_up``."""
+
+    @field_validator("codes")
+    @classmethod
+    def _codes_differ(cls, value: list[DispositionCode]) -> list[DispositionCode]:
+        seen: set[str] = set()
+        for item in value:
+            if item.code in seen:
+                raise ValueError(f"disposition code {item.code!r} is listed twice")
+            seen.add(item.code)
+        return value
+
+    def code(self, code: str) -> DispositionCode | None:
+        """The configured code ``code``, or ``None``."""
+        return next((item for item in self.codes if item.code == code), None)
+
+
 class QueueConfig(_Model):
     """One queue of the ACD."""
 
@@ -417,6 +468,18 @@ class QueueConfig(_Model):
     """Played after the position announcement when the flow's queue step offers a callback."""
     callback_confirm_timeout: float = 10.0
     """Seconds the caller has to confirm a callback."""
+    dispositions: DispositionsConfig | None = Field(None, examples=[{
+        "required": True, "wrap_up_max": 120,
+        "codes": [{"code": "1", "label": "Resolved"},
+                  {"code": "2", "label": "Escalated", "requires_note": True}]}])
+    """Wrap-up codes agents give this queue's calls; null: none."""
+
+    @model_validator(mode="after")
+    def _hold_outlasts_wrap_up(self) -> QueueConfig:
+        if self.dispositions is not None and self.dispositions.wrap_up_max < self.wrap_up:
+            raise ValueError(f"dispositions.wrap_up_max ({self.dispositions.wrap_up_max:g}) is "
+                             f"shorter than wrap_up ({self.wrap_up:g})")
+        return self
 
 
 class AcdConfig(_Model):
@@ -430,6 +493,9 @@ class AcdConfig(_Model):
     """Feature code an agent dials from the headset to log in or out."""
     pause_code: str = "*46"
     """Feature code to pause or unpause."""
+    disposition_code: Annotated[str, _matching(r"\*[0-9]{1,3}", "'*' and 1 to 3 digits")] = (
+        "*48")
+    """Feature code an agent in wrap-up dials followed by a disposition code (``*481``)."""
     callback_endpoint: str = "PJSIP/{number}"
     """Dial string of the customer's leg of a callback; ``{number}`` is the number to call."""
     callback_caller_id: str | None = Field(None, examples=["+390612345678"])
@@ -449,6 +515,16 @@ class AcdConfig(_Model):
     """Headset passwords of agents added through the HTTP API: one mode-0600 file per agent."""
     random_seed: int | None = None
     """Seed of the ``random`` queue strategy's generator (tests); null: a fresh random order."""
+
+    @model_validator(mode="after")
+    def _disposition_code_stands_apart(self) -> AcdConfig:
+        for name in ("login_code", "pause_code"):
+            other = getattr(self, name)
+            if other.startswith(self.disposition_code) or self.disposition_code.startswith(
+                    other):
+                raise ValueError(f"disposition_code {self.disposition_code!r} and {name} "
+                                 f"{other!r} overlap: a headset could not tell them apart")
+        return self
 
 
 class CallerSourceConfig(_Model):

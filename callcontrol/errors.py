@@ -13,7 +13,9 @@
     ├── Refused                  the domain refuses a request (stable id + details)
     │   ├── UnknownObject        no such agent, call, queue...
     │   ├── InvalidRequest       bad input: an unknown action, reason or target
-    │   └── WrongState           not now: e.g. an agent who is not on a call
+    │   ├── WrongState           not now: e.g. an agent who is not on a call
+    │   ├── Forbidden            not for this principal: e.g. another agent's call
+    │   └── Gone                 it existed and is no more: e.g. a purged recording
     └── ApiError                 the HTTP layer's own: a request to our API is invalid
 
 Only the HTTP layer turns these into status codes (callcontrol.api.server), using each error's
@@ -114,6 +116,14 @@ class InvalidRequest(Refused):
 
 class WrongState(Refused):
     """The request cannot apply to the object in its current state."""
+
+
+class Forbidden(Refused):
+    """The object exists but is not this principal's to see or change."""
+
+
+class Gone(Refused):
+    """The object existed and was removed on purpose (e.g. by retention)."""
 
 
 class ApiError(CallControlError):

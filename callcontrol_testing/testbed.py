@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from callcontrol.config import Config, load_config
@@ -25,6 +25,10 @@ from callcontrol.pbx.service import instance_dir, instance_for_config
 from callcontrol.pbx.settings import SipAccount
 
 PROJECT = Path(__file__).resolve().parents[1]
+CUSTOMER_NUMBERS = ("0612345678",)
+"""Caller sources every testbed has besides ``caller``, named by a national phone number (with
+``site.country_code: "39"`` and an empty ``national_prefix`` it is ``+390612345678``): calls
+from them carry a caller id a customer history can find."""
 
 
 @dataclass
@@ -37,6 +41,9 @@ class PbxTestbed:
     caller: SipAccount  # the caller source allowed into callcontrol-inbound
     work_dir: Path
     config_file: Path  # the YAML ``config`` was loaded from (for ``callcontrol run --config``)
+    customers: dict[str, SipAccount] = field(default_factory=dict)
+    """Caller sources named by a phone number (the caller id Asterisk stores): number ->
+    account (:data:`CUSTOMER_NUMBERS`)."""
 
     @property
     def sip_host(self) -> str:
@@ -153,7 +160,8 @@ def write_testbed_config(
             }
             for agent_id in agent_ids
         ],
-        "callers": [{"id": "caller", "password": generated_secret(folder, "caller")}],
+        "callers": [{"id": name, "password": generated_secret(folder, f"caller-{name}")}
+                    for name in ("caller", *CUSTOMER_NUMBERS)],
         "run": {"pid_file": str(work_dir / "run" / "callcontrol.pid")},
     }
     path = work_dir / "callcontrol.yaml"
@@ -180,5 +188,7 @@ async def start_testbed(
     await instance.start()
     by_name = {a.username: a for a in instance.settings.agents}
     agents = {a.id: by_name[a.endpoint] for a in config.agents}
-    caller = instance.settings.callers[0]
-    return PbxTestbed(instance, config, agents, caller, config.base_dir, config_file)
+    callers = {a.username: a for a in instance.settings.callers}
+    customers = {number: callers[number] for number in CUSTOMER_NUMBERS}
+    return PbxTestbed(instance, config, agents, callers["caller"], config.base_dir, config_file,
+                      customers)

@@ -12,10 +12,16 @@ it and appends an :class:`~callcontrol.store.records.AgentEvent` (``kind="state"
 with ``from``, ``to``, ``reason`` and ``seconds`` spent in the state left), so login, pause,
 talk and wrap-up seconds can be summed from the log alone.
 
-A logout or pause asked for while the agent rings or talks is kept as pending and applied when
-the call (and its wrap-up) ends; an agent whose headset is not registered is never offered a
-call. After a daemon restart, :meth:`AgentBoard.restore` puts each agent back in the state its
-journal showed last (an agent on a call keeps it until the call is adopted or found gone).
+Wrap-up ends when its timer does; a queue that requires a disposition (a wrap-up code) holds
+the agent in wrap-up past the timer until the code is given (:meth:`AgentBoard.disposed`) or the
+queue's ``wrap_up_max`` passes (the call's disposition is then ``missing``). So wrap-up is still
+one state with one way out, whichever of the two ended it.
+
+A logout or pause asked for while the agent rings or talks (or is held for a disposition) is
+kept as pending and applied when the call (and its wrap-up) ends; an agent whose headset is not
+registered is never offered a call. After a daemon restart, :meth:`AgentBoard.restore` puts
+each agent back in the state its journal showed last (an agent on a call keeps it until the
+call is adopted or found gone; a disposition hold is not kept).
 Everything here is synchronous: call it from the event loop, never from a thread.
 """
 
@@ -32,7 +38,7 @@ from callcontrol.clock import utcnow
 from callcontrol.config import AgentConfig
 from callcontrol.errors import CallControlError
 from callcontrol.logging import get_logger
-from callcontrol.store.records import AgentEvent, InteractionLog
+from callcontrol.store.records import AgentEvent, CallEvent, CallUpdated, InteractionLog
 
 _log = get_logger(__name__)
 
@@ -62,8 +68,19 @@ TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
 }
 """The one table of allowed agent transitions (``from -> {to}``)."""
 
+MISSING = "missing"
+"""The disposition of a call whose required wrap-up code never came (``wrap_up_max``)."""
+
 BUSY_STATES = frozenset({S.RINGING, S.ON_CALL})
 """States in which an agent's call owns it: logout and pause wait for the call to end."""
+
+
+def disposition_update(call_id: str, code: str, label: str | None, note: str | None, by: str,
+                       at: datetime) -> CallUpdated:
+    """The call-row change that records a disposition (``code`` or :data:`MISSING`)."""
+    return CallUpdated(call_id=call_id, at=at, fields={
+        "disposition": code, "disposition_label": label, "disposition_note": note,
+        "disposition_by": by, "disposition_at": at})
 
 
 class AgentStateError(CallControlError):
@@ -90,7 +107,15 @@ class Agent:
     pending: str | None = None  # "logout" or "pause:REASON", applied when the call ends
     call_id: str | None = None
     queue: str | None = None
+    awaiting_disposition: bool = False
+    """In wrap-up for a call of a queue that requires a disposition, none given yet."""
     _wrap_timer: asyncio.TimerHandle | None = None
+    _hold_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def held(self) -> bool:
+        """Wrap-up holds the agent for a required disposition (logout and pause wait)."""
+        return self.state is AgentState.WRAP_UP and self.awaiting_disposition
 
     @property
     def id(self) -> str:
@@ -116,6 +141,7 @@ class Agent:
             "calls_answered": self.calls_answered,
             "consecutive_no_answers": self.consecutive_no_answers,
             "pending": self.pending,
+            "awaiting_disposition": self.awaiting_disposition,
             "call_id": self.call_id,
             "queue": self.queue,
             "queues": list(self.config.queues),
@@ -212,7 +238,7 @@ class AgentBoard:
         agent = self.get(agent_id)
         if agent.state is AgentState.LOGGED_OUT:
             raise AgentStateError(f"agent {agent_id} is not logged in")
-        if agent.state in BUSY_STATES:
+        if agent.state in BUSY_STATES or agent.held:
             agent.pending = "logout"
             return agent.state
         self._cancel_wrap_up(agent)
@@ -228,7 +254,7 @@ class AgentBoard:
             )
         if agent.state is AgentState.LOGGED_OUT:
             raise AgentStateError(f"agent {agent_id} is not logged in")
-        if agent.state in BUSY_STATES:
+        if agent.state in BUSY_STATES or agent.held:
             agent.pending = f"pause:{reason}"
             return agent.state
         if agent.state is AgentState.PAUSED:
@@ -312,18 +338,44 @@ class AgentBoard:
         agent.calls_answered += 1
         self._transition(agent, AgentState.ON_CALL, "answered")
 
-    def call_ended(self, agent_id: str, wrap_up_s: float) -> None:
-        """The agent's call ended: wrap-up for ``wrap_up_s`` seconds, then the rest state."""
+    def call_ended(self, agent_id: str, wrap_up_s: float, *,
+                   disposition_max: float | None = None) -> None:
+        """The agent's call ended: wrap-up for ``wrap_up_s`` seconds, then the rest state.
+        ``disposition_max``: the queue requires a disposition; wrap-up lasts until it is given
+        (:meth:`disposed`), at least ``wrap_up_s`` and at most ``disposition_max`` seconds."""
         agent = self._busy(agent_id, AgentState.ON_CALL)
         now = self._clock()
         agent.last_call_end = agent.idle_since = now
-        if wrap_up_s <= 0:
+        if wrap_up_s <= 0 and disposition_max is None:
             self._transition(agent, self._rest_state(agent), "call_ended")
             return
         self._transition(agent, AgentState.WRAP_UP, "call_ended")
-        agent.wrap_up_until = now + timedelta(seconds=wrap_up_s)
+        agent.wrap_up_until = now + timedelta(seconds=max(wrap_up_s, 0.0))
         loop = asyncio.get_running_loop()
-        agent._wrap_timer = loop.call_later(wrap_up_s, self._wrap_up_done, agent.id)
+        if wrap_up_s > 0:
+            agent._wrap_timer = loop.call_later(wrap_up_s, self._wrap_up_done, agent.id)
+        if disposition_max is not None:
+            agent.awaiting_disposition = True
+            agent._hold_timer = loop.call_later(max(disposition_max, wrap_up_s),
+                                                self._disposition_missing, agent.id)
+
+    def in_wrap_up_for(self, call_id: str) -> Agent | None:
+        """The agent in wrap-up after ``call_id``, if any."""
+        return next((a for a in self.agents.values()
+                     if a.state is AgentState.WRAP_UP and a.call_id == call_id), None)
+
+    def disposed(self, agent_id: str) -> None:
+        """The call the agent wraps up got its disposition: a hold for it ends (at once when
+        the wrap-up time is over already)."""
+        agent = self._busy(agent_id, AgentState.WRAP_UP)
+        if not agent.awaiting_disposition:
+            return
+        agent.awaiting_disposition = False
+        if agent._hold_timer is not None:
+            agent._hold_timer.cancel()
+            agent._hold_timer = None
+        if agent._wrap_timer is None:
+            self._transition(agent, self._rest_state(agent), "disposition_given")
 
     # -- after a daemon restart (callcontrol.acd.adopt) ---------------------------------
 
@@ -369,22 +421,37 @@ class AgentBoard:
     def shutdown(self) -> None:
         """Cancel every wrap-up timer (the daemon is stopping)."""
         for agent in self.agents.values():
-            if agent._wrap_timer is not None:
-                agent._wrap_timer.cancel()
-                agent._wrap_timer = None
+            self._cancel_wrap_up(agent)
 
     # -- internals ------------------------------------------------------------------------
 
     def _wrap_up_done(self, agent_id: str) -> None:
         agent = self.agents[agent_id]
         agent._wrap_timer = None
-        if agent.state is AgentState.WRAP_UP:
+        if agent.state is AgentState.WRAP_UP and not agent.awaiting_disposition:
             self._transition(agent, self._rest_state(agent), "wrap_up_ended")
 
+    def _disposition_missing(self, agent_id: str) -> None:
+        """``wrap_up_max`` passed without a required disposition: ``missing`` on the call."""
+        agent = self.agents[agent_id]
+        agent._hold_timer = None
+        if not agent.held or agent.call_id is None:
+            return
+        now = self._clock()
+        self._log.append(disposition_update(agent.call_id, MISSING, None, None, "system", now))
+        self._log.append(CallEvent(call_id=agent.call_id, kind="disposition_missing", at=now,
+                                   data={"agent_id": agent.id, "queue": agent.queue}))
+        agent.awaiting_disposition = False
+        self._cancel_wrap_up(agent)
+        self._transition(agent, self._rest_state(agent), "disposition_missing")
+
     def _cancel_wrap_up(self, agent: Agent) -> None:
-        if agent._wrap_timer is not None:
-            agent._wrap_timer.cancel()
-            agent._wrap_timer = None
+        agent.awaiting_disposition = False
+        for name in ("_wrap_timer", "_hold_timer"):
+            timer = getattr(agent, name)
+            if timer is not None:
+                timer.cancel()
+                setattr(agent, name, None)
 
     def _busy(self, agent_id: str, *states: AgentState) -> Agent:
         agent = self.get(agent_id)
@@ -424,6 +491,7 @@ class AgentBoard:
             agent.reason = ""
         if to is not AgentState.WRAP_UP:
             agent.wrap_up_until = None
+            agent.awaiting_disposition = False
         _log.info("agent_state", agent_id=agent.id, **record)
         self._log.append(AgentEvent(agent_id=agent.id, kind="state", data=record, at=now))
         if self.on_change is not None:

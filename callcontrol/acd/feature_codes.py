@@ -1,4 +1,5 @@
-"""Headset feature codes: an agent dials ``*45`` (login), ``*46`` (pause)... from the headset.
+"""Headset feature codes: an agent dials ``*45`` (login), ``*46`` (pause), ``*48`` then a
+disposition code (``*481``)... from the headset.
 
     ChannelEntered("feature", CODE, ENDPOINT) --> the call manager: a service call -->
         FeatureCodes.run: board.feature_code -> answer -> the confirmation sound -> hang up
@@ -46,8 +47,10 @@ class FeatureCodes:
         endpoint = event.args[2] if len(event.args) > 2 else ""
         try:
             try:
-                state = self.core.board.feature_code(endpoint, code)
+                state = self.core.feature_code(endpoint, code)
                 media = FEATURE_SOUNDS.get(state, ("sound:beep",))
+                if code.startswith(self.core.settings.disposition_code):
+                    media = ("sound:beep",)  # a disposition: the state is not the news
                 _log.info("feature_code", endpoint=endpoint, code=code, state=state.value)
             except AgentStateError as exc:
                 media = FEATURE_ERROR_SOUND

@@ -26,6 +26,7 @@ from typing import Any
 
 from callcontrol.acd.agents import Agent, AgentBoard, AgentState, AgentStateError
 from callcontrol.acd.callback import CallbackRunner
+from callcontrol.acd.dispositions import Dispositions
 from callcontrol.acd.events import (
     AgentOffered,
     HoldRequested,
@@ -99,6 +100,7 @@ class Acd:
         self._task: asyncio.Task[None] | None = None
         self._callbacks_held = False
         self.callbacks = CallbackRunner(self, services)
+        self.dispositions = Dispositions(self.board, queues, log, clock)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -116,6 +118,15 @@ class Acd:
             self._task = None
         await self.callbacks.stop()
         self.board.shutdown()
+
+    def feature_code(self, endpoint: str, code: str) -> AgentState:
+        """A code dialed on a headset: the disposition code then digits gives the call in
+        wrap-up its disposition; the others change the agent's state (the board's codes)."""
+        prefix = self.settings.disposition_code
+        digits = code.removeprefix(prefix)
+        if code.startswith(prefix) and digits.isascii() and digits.isdigit():
+            return self.dispositions.from_headset(endpoint, digits)
+        return self.board.feature_code(endpoint, code)
 
     def wake(self) -> None:
         """Ask the router to match callers and agents again."""
@@ -306,11 +317,14 @@ class Acd:
         """A bridged call ended (``by``: ``agent``, ``caller`` or ``transfer``): wrap-up."""
         self._connections.pop(agent_id, None)
         agent = self.board.get(agent_id)
+        config = self.lines[queue].config
         wrap = agent.config.wrap_up
-        wrap_up_s = wrap if wrap is not None else self.lines[queue].config.wrap_up
+        wrap_up_s = wrap if wrap is not None else config.wrap_up
         self.log_call(call_id, "agent_disconnected", queue=queue, agent_id=agent_id, by=by,
                       talk_s=round(talk_s, 3), hold_s=round(hold_s, 3))
-        self.board.call_ended(agent_id, wrap_up_s)
+        codes = config.dispositions
+        hold = codes.wrap_up_max if codes is not None and codes.required else None
+        self.board.call_ended(agent_id, wrap_up_s, disposition_max=hold)
 
     def ring_cancelled(self, entry: QueueEntry, agent_id: str) -> None:
         """The ring was stopped for a reason not the agent's (the caller left, max wait, a

@@ -33,7 +33,14 @@ from callcontrol.acd.directory import (
     NewAgent,
 )
 from callcontrol.api.auth import Principal
-from callcontrol.api.context import BACKEND, OUTBOUND, Handler, json_object, require
+from callcontrol.api.context import (
+    BACKEND,
+    OUTBOUND,
+    Handler,
+    json_object,
+    require,
+    time_parameter,
+)
 from callcontrol.errors import ApiError
 from callcontrol.pbx.agents_conf import UNSAFE_SECRET
 
@@ -233,28 +240,13 @@ async def call_control(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
-def _time_parameter(request: web.Request, name: str, default: datetime) -> datetime:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None or not 1970 <= value.year <= 9998:
-        raise ApiError(400, "invalid_parameter",
-                       f"{name} must be an ISO-8601 time from 1970 with a UTC offset (e.g. ...Z)",
-                       {"parameter": name, "value": raw[:64]})
-    return value
-
-
 async def queue_stats(request: web.Request) -> web.Response:
     """``GET /api/queues/{name}/stats?from=&to=`` (default: the last 24 hours)."""
     require(request, "supervisor")
     name = request.match_info["name"]
     backend = request.app[BACKEND]
-    end = _time_parameter(request, "to", datetime.now().astimezone())
-    start = _time_parameter(request, "from", end - timedelta(days=1))
+    end = time_parameter(request, "to") or datetime.now().astimezone()
+    start = time_parameter(request, "from") or end - timedelta(days=1)
     if start >= end:
         raise ApiError(400, "invalid_parameter", "from must be before to",
                        {"parameter": "from"})

@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from callcontrol.acd.directory import NewAgent
+    from callcontrol.numbers import NumberPlan
+    from callcontrol.recording.access import OpenRecording
+    from callcontrol.store.call_search import CallFilter, Cursor
+    from callcontrol.store.tables import RecordingRow
 
 
 class ApiBackend(Protocol):
@@ -17,11 +21,36 @@ class ApiBackend(Protocol):
     def health(self) -> tuple[bool, dict[str, Any]]:
         """``(all links up, body)`` for ``GET /health``."""
 
-    async def recent_calls(self, limit: int) -> list[dict[str, Any]]:
-        """The newest calls, newest first."""
+    async def find_calls(self, where: CallFilter, limit: int, after: Cursor | None
+                         ) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """A page of the calls ``where`` matches, newest first, and the next page's cursor."""
 
-    async def call_detail(self, call_id: str) -> dict[str, Any] | None:
-        """One call with its timeline, or ``None``."""
+    async def call_detail(self, call_id: str, as_agent: str | None = None
+                          ) -> dict[str, Any] | None:
+        """One call with its timeline and recordings, or ``None``; ``as_agent``: refused
+        (:class:`~callcontrol.errors.Forbidden`) unless that agent handled it."""
+
+    async def customer_calls(self, where: CallFilter, limit: int, after: Cursor | None
+                             ) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """A page of a customer's calls (flow path, masked inputs, disposition,
+        recordings), newest first, and the next page's cursor."""
+
+    def number_plan(self) -> NumberPlan:
+        """How the site writes national numbers (E.164 normalisation)."""
+
+    async def open_recording(self, recording_id: str, as_agent: str | None, by: str
+                             ) -> OpenRecording:
+        """A recording's file, open to serve; ``as_agent``: only of a call that agent
+        handled (a refusal is on the call's timeline, by ``by``). Raises
+        :class:`~callcontrol.errors.Refused` subclasses."""
+
+    def recording_accessed(self, row: RecordingRow, by: str, byte_range: str | None,
+                           status: int) -> None:
+        """Put an access to a recording (or its refusal) on the call's timeline."""
+
+    async def give_disposition(self, call_id: str, code: str, note: str | None, *, by: str,
+                               as_agent: str | None) -> dict[str, Any]:
+        """Give the call in wrap-up a disposition (see :mod:`callcontrol.acd.dispositions`)."""
 
     def flows_status(self) -> dict[str, Any]:
         """Which flows are live, their versions, and refused changes with findings."""

@@ -5,6 +5,7 @@ type and the role check. Kept apart from :mod:`callcontrol.api.server` so route 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +27,30 @@ MAX_BODY_BYTES = 64 * 1024
 """The largest request body (a larger one: 413 ``too_large``)."""
 MAX_JSON_DEPTH = 16
 """How deeply a JSON body may nest (no route needs more than 3)."""
+
+
+def error_response(status: int, error_id: str, message: str, details: Any = None) -> web.Response:
+    """The one JSON error shape: ``{error: {id, message, details}}``."""
+    return web.json_response(
+        {"error": {"id": error_id, "message": message, "details": details}}, status=status
+    )
+
+
+def time_parameter(request: web.Request, name: str) -> datetime | None:
+    """The query parameter ``name`` as a time (ISO-8601 with a UTC offset, from 1970), or
+    ``None`` when it is absent; else a 400 ``invalid_parameter`` error."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None or not 1970 <= value.year <= 9998:
+        raise ApiError(400, "invalid_parameter",
+                       f"{name} must be an ISO-8601 time from 1970 with a UTC offset (e.g. ...Z)",
+                       {"parameter": name, "value": raw[:64]})
+    return value
 
 
 def require(request: web.Request, role: Role) -> Principal:

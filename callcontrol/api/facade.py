@@ -21,16 +21,30 @@ from callcontrol.acd.service import AcdService
 from callcontrol.acd.stats import live_stats, queue_period_stats
 from callcontrol.calls.manager import CallManager
 from callcontrol.config import Config
-from callcontrol.errors import ApiError, InvalidRequest, UnknownObject, WrongState
+from callcontrol.errors import ApiError, Forbidden, InvalidRequest, UnknownObject, WrongState
 from callcontrol.flows.runtime import FlowService
 from callcontrol.links import LinkState
+from callcontrol.numbers import NumberPlan
+from callcontrol.recording.access import OpenRecording, open_recording
+from callcontrol.recording.paths import RecordingPaths
+from callcontrol.store.call_search import (
+    CallFilter,
+    Cursor,
+    call_stories,
+    find_calls,
+    handled_by,
+    recordings_of,
+)
 from callcontrol.store.queries import (
     call_timeline,
     call_to_json,
     event_to_json,
     get_call,
-    recent_calls,
+    iso_utc,
 )
+from callcontrol.store.recording_queries import get_recording
+from callcontrol.store.records import CallEvent
+from callcontrol.store.tables import CallRow, RecordingRow
 from callcontrol.store.writer import StoreWriter
 
 DEMO_CRM: dict[str, dict[str, Any]] = {
@@ -46,7 +60,7 @@ class ApiFacade:
     def __init__(
         self, *, config: Config, engine: AsyncEngine, store: StoreWriter,
         links: Mapping[str, LinkState], flows: FlowService, acd: AcdService,
-        directory: AgentDirectory, calls: CallManager,
+        directory: AgentDirectory, calls: CallManager, recordings: RecordingPaths,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -56,6 +70,7 @@ class ApiFacade:
         self.acd = acd
         self.directory = directory
         self.calls = calls
+        self.recordings = recordings
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Links and flow load state for ``/health``."""
@@ -74,15 +89,73 @@ class ApiFacade:
         body["status"] = "ok" if ok else "degraded"
         return ok, body
 
-    async def recent_calls(self, limit: int) -> list[dict[str, Any]]:
-        return [call_to_json(row) for row in await recent_calls(self.engine, limit)]
-
-    async def call_detail(self, call_id: str) -> dict[str, Any] | None:
-        row = await get_call(self.engine, call_id)
+    async def call_detail(self, call_id: str, as_agent: str | None = None
+                          ) -> dict[str, Any] | None:
+        row = await self._visible_call(call_id, as_agent)
         if row is None:
             return None
         timeline = await call_timeline(self.engine, call_id)
-        return {**call_to_json(row), "timeline": [event_to_json(e) for e in timeline]}
+        recordings = (await recordings_of(self.engine, [call_id]))[call_id]
+        return {**call_to_json(row), "timeline": [event_to_json(e) for e in timeline],
+                "recordings": [recording_json(r) for r in recordings]}
+
+    async def _visible_call(self, call_id: str, as_agent: str | None) -> CallRow | None:
+        """The call row; :class:`Forbidden` when ``as_agent`` did not handle it."""
+        row = await get_call(self.engine, call_id)
+        if row is not None and as_agent is not None and not await handled_by(
+                self.engine, row, as_agent):
+            raise Forbidden("forbidden", "an agent token reads only the calls its agent "
+                            "handled", {"call_id": call_id})
+        return row
+
+    async def find_calls(self, where: CallFilter, limit: int, after: Cursor | None
+                         ) -> tuple[list[dict[str, Any]], Cursor | None]:
+        page = await find_calls(self.engine, where, limit, after)
+        return [call_to_json(row) for row in page.calls], page.next
+
+    async def customer_calls(self, where: CallFilter, limit: int, after: Cursor | None
+                             ) -> tuple[list[dict[str, Any]], Cursor | None]:
+        page = await find_calls(self.engine, where, limit, after)
+        ids = [row.call_id for row in page.calls]
+        stories = await call_stories(self.engine, ids)
+        recordings = await recordings_of(self.engine, ids)
+        return [history_json(row, stories[row.call_id].path, stories[row.call_id].inputs,
+                             recordings[row.call_id]) for row in page.calls], page.next
+
+    def number_plan(self) -> NumberPlan:
+        site = self.config.site
+        return NumberPlan(site.country_code, site.national_prefix)
+
+    async def open_recording(self, recording_id: str, as_agent: str | None, by: str
+                             ) -> OpenRecording:
+        row = await get_recording(self.engine, recording_id)
+        if row is None:
+            raise UnknownObject("recording_not_found", "no such recording",
+                                {"recording_id": recording_id})
+        call = await get_call(self.engine, row.call_id)
+        if as_agent is not None and (call is None or not await handled_by(
+                self.engine, call, as_agent)):
+            self.recording_accessed(row, by, None, 403)
+            raise Forbidden("forbidden", "an agent token reads only the recordings of calls "
+                            "its agent handled", {"recording_id": recording_id})
+        return open_recording(self.recordings, row)
+
+    def recording_accessed(self, row: RecordingRow, by: str, byte_range: str | None,
+                           status: int) -> None:
+        kind = "recording_accessed" if status < 400 else "recording_access_denied"
+        self.store.append(CallEvent(call_id=row.call_id, kind=kind, data={
+            "recording_id": row.id, "by": by, "range": byte_range, "status": status}))
+
+    async def give_disposition(self, call_id: str, code: str, note: str | None, *, by: str,
+                               as_agent: str | None) -> dict[str, Any]:
+        try:
+            return self.acd.core.dispositions.give(call_id, code, note, by=by,
+                                                   as_agent=as_agent)
+        except WrongState as exc:
+            if exc.error_id == "not_in_wrap_up" and await get_call(self.engine, call_id) is None:
+                raise UnknownObject("call_not_found", "no such call",
+                                    {"call_id": call_id}) from None
+            raise
 
     def flows_status(self) -> dict[str, Any]:
         return self.flows.status()
@@ -188,3 +261,28 @@ class ApiFacade:
 
     def crm_customer(self, account: str) -> dict[str, Any] | None:
         return DEMO_CRM.get(account)
+
+
+def recording_json(row: RecordingRow) -> dict[str, Any]:
+    """A recording as the API lists it (with its download URL)."""
+    return {"id": row.id, "n": row.n, "status": row.status, "format": row.format,
+            "channels": row.channels, "started_at": iso_utc(row.started_at),
+            "ended_at": iso_utc(row.ended_at), "duration_s": row.duration_s,
+            "size_bytes": row.size_bytes, "sha256": row.sha256, "policy": row.policy,
+            "url": f"/api/recordings/{row.id}"}
+
+
+def history_json(row: CallRow, path: list[str], inputs: dict[str, Any],
+                 recordings: list[RecordingRow]) -> dict[str, Any]:
+    """One call of a customer history."""
+    disposition = None
+    if row.disposition is not None:
+        disposition = {"code": row.disposition, "label": row.disposition_label,
+                       "note": row.disposition_note, "by": row.disposition_by,
+                       "at": iso_utc(row.disposition_at)}
+    return {"call_id": row.call_id, "started_at": iso_utc(row.started_at),
+            "ended_at": iso_utc(row.ended_at), "caller_number": row.caller_number,
+            "extension": row.extension, "flow": row.flow, "path": path, "inputs": inputs,
+            "tags": row.tags, "queue": row.queue, "agent_id": row.agent_id,
+            "outcome": row.outcome, "disposition": disposition,
+            "recordings": [recording_json(r) for r in recordings]}

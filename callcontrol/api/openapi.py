@@ -11,6 +11,7 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 _ERRORS = {
     400: "bad input: invalid_json (not JSON, or nested deeper than 16 levels), invalid_body "
          "(a field: wrong type, too long, unknown), invalid_parameter (a query parameter)",
+    416: "range_not_satisfiable: the range starts past the file's end",
     413: "too_large: the body is larger than 64 KiB",
 }
 
@@ -115,6 +116,44 @@ _TRANSFER = {
     "additionalProperties": False,
 }
 
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+_PAGING = [
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20},
+           "calls per page"),
+    _query("cursor", {"type": "string"}, "where the previous page ended, as its Link header "
+           "gives it"),
+]
+_CALL_FILTERS = [
+    _query("caller", {"type": "string"}, "the caller's number (normalised to E.164)"),
+    _query("agent", {"type": "string"}, "an agent id"),
+    _query("queue", {"type": "string"}, "a queue name"),
+    _query("outcome", {"type": "string"}, "a call outcome"),
+    _query("disposition", {"type": "string"}, "a wrap-up code, or missing"),
+    _time_param("from"),
+    _time_param("to"),
+]
+_RANGE = {"name": "Range", "in": "header", "schema": {"type": "string"},
+          "description": "bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX (one range)"}
+_DISPOSITION = {
+    "type": "object",
+    "required": ["code"],
+    "properties": {"code": {"type": "string", "pattern": "^[0-9]{1,8}$"},
+                   "note": {"type": "string", "maxLength": 1000}},
+    "additionalProperties": False,
+}
+
+
+def _file(op: dict[str, Any]) -> dict[str, Any]:
+    """A route answering a WAV file (200 whole, 206 one range)."""
+    wav = {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}
+    op["responses"]["200"] = {"description": "the whole file", "content": wav}
+    op["responses"]["206"] = {"description": "one range of the file", "content": wav}
+    return op
+
+
 _OVERRIDE_BODY = {
     "type": "object",
     "required": ["state"],
@@ -154,12 +193,31 @@ OPENAPI: dict[str, Any] = {
         "/health": {"get": _op("Links (ari, ami, db, journal) and flow load state; 503 while "
                                "a link is down. Open on localhost.", None, errors=(503,))},
         "/api/openapi.json": {"get": _op("This document", None)},
-        "/api/calls": {"get": _op("Newest calls first", "supervisor", {"type": "array"},
-                                  [{"name": "limit", "in": "query",
-                                    "schema": {"type": "integer", "minimum": 1,
-                                               "maximum": 1000}}], errors=(400,))},
-        "/api/calls/{call_id}": {"get": _op("One call with its timeline", "supervisor",
-                                            params=[_path_param("call_id")], errors=(404,))},
+        "/api/calls": {"get": _op(
+            "Calls newest first, filtered, one page (next page: the Link header)", "supervisor",
+            {"type": "array"}, [*_CALL_FILTERS, *_PAGING], errors=(400,))},
+        "/api/calls/{call_id}": {"get": _op(
+            "One call with its timeline and recordings (an agent token: a call its agent "
+            "handled)", "agent", params=[_path_param("call_id")], errors=(400, 404))},
+        "/api/calls/{call_id}/disposition": {"post": _op(
+            "Give the call in wrap-up its wrap-up code (an agent token: the call its agent "
+            "wraps up)", "agent", params=[_path_param("call_id")], body=_DISPOSITION,
+            errors=(400, 404, 409))},
+        "/api/recordings/{recording_id}": {
+            "get": _file(_op("The recording's WAV file; one byte range with Range "
+                             "(206 with Content-Range; 416 past the end). An agent token: a "
+                             "call its agent handled. Every access is on the call's timeline",
+                             "agent", params=[_path_param("recording_id"), _RANGE],
+                             errors=(400, 404, 409, 410, 416))),
+            "head": _file(_op("The recording's headers (size, ranges) without the body",
+                              "agent", params=[_path_param("recording_id"), _RANGE],
+                              errors=(400, 404, 409, 410, 416))),
+        },
+        "/api/customers/{number}/calls": {"get": _op(
+            "A caller's history, newest first, one page (next page: the Link header): each "
+            "call's flow path, masked inputs, queue, agent, outcome, disposition and "
+            "recordings. The number is normalised to E.164 (docs/api.md)", "supervisor",
+            {"type": "array"}, [_path_param("number"), *_PAGING], errors=(400,))},
         "/api/calls/{call_id}/recording": {"post": _op(
             "Start (on_demand), stop, mute or unmute a live call's recording (an agent "
             "token: the call it is bridged with); on the call's timeline with who asked",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
-from typing import Any
 
 from aiohttp import web
 
@@ -19,16 +17,20 @@ from callcontrol.api.context import (
     PRINCIPAL,
     TOKENS,
     Handler,
+    error_response,
     json_object,
     require,
 )
 from callcontrol.api.openapi import OPENAPI
 from callcontrol.api.recording_api import RECORDING_ROUTES
+from callcontrol.api.records_api import RECORD_ROUTES
 from callcontrol.api.schedules_api import SCHEDULE_ROUTES
 from callcontrol.config import OutboundAllow
 from callcontrol.errors import (
     ApiError,
     CallControlError,
+    Forbidden,
+    Gone,
     InvalidRequest,
     Refused,
     UnknownObject,
@@ -45,15 +47,8 @@ __all__ = ["BACKEND", "PRINCIPAL", "ROUTES", "TOKENS", "Handler", "build_app", "
 
 
 REFUSAL_STATUS: dict[type[Refused], int] = {UnknownObject: 404, InvalidRequest: 400,
-                                            WrongState: 409}
+                                            WrongState: 409, Forbidden: 403, Gone: 410}
 """The HTTP status of each kind of domain refusal."""
-
-
-def error_response(status: int, error_id: str, message: str, details: Any = None) -> web.Response:
-    """The one JSON error shape: ``{error: {id, message, details}}``."""
-    return web.json_response(
-        {"error": {"id": error_id, "message": message, "details": details}}, status=status
-    )
 
 
 def _is_loopback(request: web.Request) -> bool:
@@ -118,29 +113,6 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(OPENAPI)
 
 
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "20")
-    # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
-    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= 1000:
-        raise ApiError(400, "invalid_parameter", "limit must be a whole number from 1 to 1000",
-                       {"parameter": "limit", "value": raw})
-    return int(raw)
-
-
-async def list_calls(request: web.Request) -> web.Response:
-    require(request, "supervisor")
-    return web.json_response(await request.app[BACKEND].recent_calls(_limit(request)))
-
-
-async def get_call(request: web.Request) -> web.Response:
-    require(request, "supervisor")
-    call_id = request.match_info["call_id"]
-    call = await request.app[BACKEND].call_detail(call_id) if len(call_id) <= 128 else None
-    if call is None:
-        raise ApiError(404, "call_not_found", "no such call", {"call_id": call_id[:128]})
-    return web.json_response(call)
-
-
 async def list_flows(request: web.Request) -> web.Response:
     require(request, "supervisor")
     return web.json_response(request.app[BACKEND].flows_status())
@@ -191,8 +163,6 @@ async def demo_crm(request: web.Request) -> web.Response:
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/health", health),
     ("GET", "/api/openapi.json", openapi),
-    ("GET", "/api/calls", list_calls),
-    ("GET", "/api/calls/{call_id}", get_call),
     ("GET", "/api/flows", list_flows),
     ("GET", "/api/agents", list_agents),
     ("GET", "/api/queues", list_queues),
@@ -201,6 +171,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     *AGENT_ROUTES,
     *SCHEDULE_ROUTES,
     *RECORDING_ROUTES,
+    *RECORD_ROUTES,
 ]
 
 

@@ -34,7 +34,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
 }
 
 # Call-row columns that hold datetimes when they travel inside ``CallUpdated.fields``.
-DATETIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at"})
+DATETIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at", "disposition_at"})
 
 
 class BadLine(ValueError):

@@ -24,7 +24,8 @@ DEFAULT_LIMIT = 20
 
 
 @asynccontextmanager
-async def _session(db: Db) -> AsyncIterator[AsyncSession]:
+async def open_session(db: Db) -> AsyncIterator[AsyncSession]:
+    """A session on ``db`` (an engine: a new one, closed after; a session: itself)."""
     if isinstance(db, AsyncSession):
         yield db
     else:
@@ -34,7 +35,7 @@ async def _session(db: Db) -> AsyncIterator[AsyncSession]:
 
 async def _rows(db: Db, query: Any) -> list[Any]:
     """Every row ``query`` selects."""
-    async with _session(db) as session:
+    async with open_session(db) as session:
         return list((await session.execute(query)).scalars())
 
 
@@ -46,7 +47,7 @@ async def recent_calls(db: Db, limit: int = DEFAULT_LIMIT) -> list[CallRow]:
 
 async def get_call(db: Db, call_id: str) -> CallRow | None:
     """One call row, or ``None``."""
-    async with _session(db) as session:
+    async with open_session(db) as session:
         return await session.get(CallRow, call_id)
 
 
@@ -78,7 +79,8 @@ async def find_by_sip_call_id(db: Db, sip_call_id: str) -> list[CallRow]:
     return await _rows(db, query)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_utc(value: datetime | None) -> str | None:
+    """``value`` in ISO-8601 UTC with milliseconds (``...Z``); ``None`` stays ``None``."""
     if value is None:
         return None
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -94,13 +96,13 @@ def row_to_json(row: SQLModel) -> dict[str, Any]:
     out: dict[str, Any] = row.model_dump()
     for name, value in out.items():
         if isinstance(value, datetime):
-            out[name] = _iso(value)
+            out[name] = iso_utc(value)
     return out
 
 
 def event_to_json(row: CallEventRow) -> dict[str, Any]:
     """One timeline entry as a JSON-ready dict (``at`` in ISO-8601 UTC)."""
-    return {"at": _iso(row.at), "kind": row.kind, "data": row.data}
+    return {"at": iso_utc(row.at), "kind": row.kind, "data": row.data}
 
 
 def format_calls_json(rows: Sequence[CallRow]) -> str:

@@ -54,7 +54,7 @@ class CallRow(SQLModel, table=True):
     channel_id: str = Field(default="", max_length=128)
     direction: str = Field(default="inbound", max_length=16)
     sip_call_id: str | None = Field(default=None, index=True, max_length=255)
-    caller_number: str = Field(default="", max_length=128)
+    caller_number: str = Field(default="", index=True, max_length=128)
     caller_name: str = Field(default="", max_length=255)
     extension: str = Field(default="", max_length=128)
     started_at: datetime = Field(sa_type=UTCDateTime, index=True)
@@ -66,8 +66,16 @@ class CallRow(SQLModel, table=True):
     flow: str | None = Field(default=None, max_length=128)
     flow_version: str | None = Field(default=None, max_length=64)
     tags: list[str] = _json_list()
-    queue: str | None = Field(default=None, max_length=128)
-    agent_id: str | None = Field(default=None, max_length=128)
+    queue: str | None = Field(default=None, index=True, max_length=128)
+    agent_id: str | None = Field(default=None, index=True, max_length=128)
+    disposition: str | None = Field(default=None, index=True, max_length=32)
+    """The wrap-up code the agent gave, or ``missing`` (a required code never came)."""
+    disposition_label: str | None = Field(default=None, max_length=64)
+    """The code's label when it was given."""
+    disposition_note: str | None = Field(default=None, max_length=1000)
+    disposition_by: str | None = Field(default=None, max_length=128)
+    """Who gave it: ``agent:ID`` (headset), the API token's name, or ``system`` (missing)."""
+    disposition_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 

@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from callcontrol.api.auth import TokenStore
 from callcontrol.api.openapi import OPENAPI
 from callcontrol.api.server import ROUTES, TOKENS, build_app
-from callcontrol.errors import ApiError, UnknownObject
+from callcontrol.errors import ApiError, Forbidden, UnknownObject
+from callcontrol.numbers import NumberPlan
 
 
 class FakeBackend:
@@ -24,11 +25,37 @@ class FakeBackend:
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.links_up, {"ari": {"up": self.links_up}}
 
-    async def recent_calls(self, limit: int) -> list[dict[str, Any]]:
-        return [{"call_id": str(i)} for i in range(limit)]
+    async def find_calls(self, where: Any, limit: int, after: Any
+                         ) -> tuple[list[dict[str, Any]], Any]:
+        self.last_filter = where
+        return [{"call_id": str(i)} for i in range(limit)], None
 
-    async def call_detail(self, call_id: str) -> dict[str, Any] | None:
+    async def call_detail(self, call_id: str, as_agent: str | None = None
+                          ) -> dict[str, Any] | None:
         return {"call_id": call_id} if call_id == "c1" else None
+
+    def number_plan(self) -> NumberPlan:
+        return NumberPlan("39", "")
+
+    async def customer_calls(self, where: Any, limit: int, after: Any
+                             ) -> tuple[list[dict[str, Any]], Any]:
+        self.last_filter = where
+        return [], None
+
+    async def give_disposition(self, call_id: str, code: str, note: str | None, *, by: str,
+                               as_agent: str | None) -> dict[str, Any]:
+        if call_id != "c1":
+            raise UnknownObject("call_not_found", "no such call")
+        if as_agent not in (None, "alice"):
+            raise Forbidden("forbidden", "not yours")
+        return {"call_id": call_id, "code": code, "note": note, "by": by}
+
+    async def open_recording(self, recording_id: str, as_agent: str | None, by: str) -> Any:
+        raise UnknownObject("recording_not_found", "no such recording")
+
+    def recording_accessed(self, row: Any, by: str, byte_range: str | None,
+                           status: int) -> None:
+        raise AssertionError("no recording is ever opened here")
 
     def flows_status(self) -> dict[str, Any]:
         return {"live": {}}

@@ -22,7 +22,7 @@ from callcontrol.store.db import create_engine
 from callcontrol.store.journal import Journal
 from callcontrol.store.migrations import upgrade
 from callcontrol.store.queries import call_timeline
-from callcontrol.store.records import CallEvent, CallOpened, Record
+from callcontrol.store.records import CallEvent, CallOpened
 from callcontrol.store.writer import StoreWriter
 from callcontrol_testing.waiting import wait_until
 

@@ -39,7 +39,8 @@ BUDGET_S = 2.0
 parsing and checking)."""
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not KNOB,
                 suppress_health_check=list(HealthCheck))
-PATH_VALUES = {"agent_id": "alice", "name": "billing", "account": "123456", "call_id": "c1"}
+PATH_VALUES = {"agent_id": "alice", "name": "billing", "account": "123456", "call_id": "c1",
+               "recording_id": "r1", "number": "+390612345678"}
 SCHEDULES = {"office", "support"}
 
 CONTENT_TYPES = st.one_of(
@@ -200,7 +201,12 @@ def test_json_bodies_get_a_2xx_or_4xx_json_answer(api: Api, method: str, path: s
     one()
 
 
-QUERY_ROUTES = [("/api/calls", ["limit"]), ("/api/queues/billing/stats", ["from", "to"])]
+QUERY_ROUTES = [
+    ("/api/calls", ["limit", "cursor", "caller", "agent", "queue", "outcome", "disposition",
+                    "from", "to"]),
+    ("/api/customers/+390612345678/calls", ["limit", "cursor"]),
+    ("/api/queues/billing/stats", ["from", "to"]),
+]
 
 
 @pytest.mark.parametrize(("path", "names"), QUERY_ROUTES, ids=[p for p, _ in QUERY_ROUTES])
