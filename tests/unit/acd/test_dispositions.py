@@ -128,10 +128,11 @@ async def test_the_headset_code_gives_a_disposition_but_not_one_that_needs_a_not
 def test_the_acd_routes_star_48_digits_to_dispositions_and_the_rest_to_the_board() -> None:
     from callcontrol.acd.agents import AgentStateError
     from callcontrol.acd.router import Acd
-    from callcontrol.fake_telephony import FakeTelephony
+    def no_service_call(*call: object) -> None:
+        raise AssertionError(f"a feature code started a service call: {call}")
 
     acd = Acd([agent("a1", ["q"])], {"q": QueueConfig()}, log=ListLog(), post=lambda e: None,
-              telephony=FakeTelephony(), settings=AcdConfig())
+              services=no_service_call, settings=AcdConfig())
     assert acd.feature_code("ep-a1", "*45") is S.AVAILABLE
     with pytest.raises(AgentStateError, match="not in wrap-up"):
         acd.feature_code("ep-a1", "*481")
