@@ -606,12 +606,28 @@ def result(ivr: dict[str, Any], name: str) -> Any:
     return value
 
 
+WHOLE_SHORT = 0.2
+"""Seconds a prompt heard whole may fall short of its length: a window at each end."""
+WHOLE_LONG = 0.4
+"""Seconds a prompt heard once may last beyond its length in the caller's ear: with the
+machine's 2 cores loaded by other work, a 1.0 s menu prompt at the start of a call was heard
+as 1.2 s (pjsua2's jitter buffer conceals late packets by repeating the audio it has, so the
+tone goes on). Less than the shortest prompt (0.6 s), so a
+prompt played twice back to back still fails."""
+
+
+def assert_whole(heard: Heard) -> None:
+    """Check that ``heard`` is its prompt played once, whole."""
+    length = PROMPT_TONES[heard.prompt][1]
+    assert length - WHOLE_SHORT <= heard.seconds <= length + WHOLE_LONG, heard
+
+
 def heard_whole(call: CallRecord, *prompts: str) -> list[Heard]:
-    """Check that the caller heard exactly ``prompts``, in this order, each one whole (its
-    length within 0.2 s); return what it heard."""
+    """Check that the caller heard exactly ``prompts``, in this order, each one whole
+    (:func:`assert_whole`); return what it heard."""
     assert names(call.heard) == list(prompts), call.heard
     for heard in call.heard:
-        assert abs(heard.seconds - PROMPT_TONES[heard.prompt][1]) <= 0.2, heard
+        assert_whole(heard)
     return call.heard
 
 
@@ -694,7 +710,7 @@ def test_barge_in_stops_the_prompt_at_once(ivr: dict[str, Any]) -> None:
     key = call.extra["pressed"]  # seconds into the caller's recording
     assert prompt.seconds >= BARGE_DELAY - 0.2, prompt
     assert key < prompt.end <= key + BARGE_STOP, (key, prompt)
-    assert abs(goodbye.seconds - PROMPT_TONES["goodbye"][1]) <= 0.2, goodbye
+    assert_whole(goodbye)
 
 
 def test_http_lookup_success_branches_on_the_result(ivr: dict[str, Any]) -> None:
