@@ -85,6 +85,7 @@ class StoreWriter:
         self._backlog: collections.deque[Record] = collections.deque()
         self._backlog_max = backlog_max
         self._journal_retry_at = float("-inf")
+        self._journal_failing = False  # the last append (or fsync) failed
         self.dropped = 0
         self._reader: JournalReader | None = None
         self._task: asyncio.Task[None] | None = None
@@ -150,6 +151,7 @@ class StoreWriter:
                 self._reader = None
             self._journal_failed(exc)
             return False
+        self._journal_failing = False
         if not spilling:
             self._queue.append((seq, record))
         return True
@@ -167,6 +169,7 @@ class StoreWriter:
         if self.journal_link.up:
             log.error("journal_down", error=str(exc), backlog=len(self._backlog))
         self.journal_link.mark_down(str(exc)[:300])
+        self._journal_failing = True
         self._journal_retry_at = asyncio.get_running_loop().time() + self._retry_interval
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -326,7 +329,7 @@ class StoreWriter:
         except StoreError as exc:
             self._journal_failed(exc)
             return
-        if not self.journal_link.up and not self._backlog:
+        if not self.journal_link.up and not self._backlog and not self._journal_failing:
             log.info("journal_up", pending=self.pending)
             self.journal_link.mark_up()
 

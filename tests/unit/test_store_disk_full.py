@@ -147,7 +147,8 @@ def test_a_torn_line_is_skipped_when_read_back(tmp_path: Path, disk: Disk) -> No
 async def test_disk_full_with_the_database_up_loses_nothing(
     engine: AsyncEngine, tmp_path: Path, disk: Disk
 ) -> None:
-    writer = StoreWriter(engine, tmp_path / "j", retry_interval=0.05, batch_interval=0.01)
+    writer = StoreWriter(engine, tmp_path / "j", retry_interval=0.05, batch_interval=0.01,
+                         probe_interval=0.05)
     writer.start()
     try:
         writer.append(CallOpened(call_id="c1", channel_id="ch1"))
@@ -163,6 +164,7 @@ async def test_disk_full_with_the_database_up_loses_nothing(
             assert not health["up"] and "No space left" in health["last_error"]
             # journaled records reach the database, then the backlog goes there directly
             await wait_until(lambda: writer.pending == 0, 10)
+            await asyncio.sleep(0.3)  # idle probes meanwhile: the disk is still full
             assert not writer.journal_link.up
         assert [e["event"] for e in logs].count("journal_down") == 1
         assert await stored(engine) == list(range(150))
