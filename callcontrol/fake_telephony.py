@@ -120,6 +120,12 @@ class FakeTelephony:
     async def stop_moh(self, channel_id: str) -> None:
         self._do("stop_moh", channel_id=channel_id)
 
+    async def start_silence(self, channel_id: str) -> None:
+        self._do("start_silence", channel_id=channel_id)
+
+    async def stop_silence(self, channel_id: str) -> None:
+        self._do("stop_silence", channel_id=channel_id)
+
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         self._do("create_bridge", bridge_id=bridge_id, kind=kind)
         self.bridges[bridge_id] = []

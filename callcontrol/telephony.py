@@ -270,6 +270,13 @@ class Telephony(Protocol):
     async def stop_moh(self, channel_id: str) -> None:
         """Stop music on hold on the channel."""
 
+    async def start_silence(self, channel_id: str) -> None:
+        """Send silence to the channel until :meth:`stop_silence` or the next playback (keeps
+        media flowing, so a call recording's timeline stays true while nothing plays)."""
+
+    async def stop_silence(self, channel_id: str) -> None:
+        """Stop the silence of :meth:`start_silence`."""
+
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         """Create a bridge with a chosen id."""
 

@@ -241,6 +241,14 @@ class AriTelephony:
         """Stop music on hold."""
         await self._client.request(ari.stop_moh(channel_id))
 
+    async def start_silence(self, channel_id: str) -> None:
+        """Send silence (Asterisk's silence generator; a playback ends it)."""
+        await self._client.request(ari.start_silence(channel_id))
+
+    async def stop_silence(self, channel_id: str) -> None:
+        """Stop sending silence."""
+        await self._client.request(ari.stop_silence(channel_id))
+
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         """Create a bridge with a chosen id."""
         await self._client.request(ari.create_bridge(bridge_id, kind))

@@ -675,6 +675,16 @@ def stop_moh(channel_id: str) -> Request:
     return Request("DELETE", f"/channels/{_seg(channel_id)}/moh")
 
 
+def start_silence(channel_id: str) -> Request:
+    """Play silence to a channel (until stopped or other media plays)."""
+    return Request("POST", f"/channels/{_seg(channel_id)}/silence")
+
+
+def stop_silence(channel_id: str) -> Request:
+    """Stop playing silence to a channel."""
+    return Request("DELETE", f"/channels/{_seg(channel_id)}/silence")
+
+
 def create_bridge(bridge_id: str, kind: str = "mixing", name: str | None = None) -> Request:
     """Create a bridge with a chosen id (``kind``: comma-separated ARI bridge types)."""
     return Request("POST", f"/bridges/{_seg(bridge_id)}", _params(type=kind, name=name))

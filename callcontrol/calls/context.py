@@ -98,6 +98,10 @@ class CallRecordings(Protocol):
     when the daemon records nothing). ``by`` says who acted (``flow``, ``agent:ID``,
     ``api:NAME``) for the timeline."""
 
+    @property
+    def recording(self) -> bool:
+        """Whether a recording of the call is in progress."""
+
     async def leg(self, *, flow: str | None = None, queue: str | None = None,
                   step: str | None = None) -> None:
         """A leg begins (the IVR, a queue, a dial): decide its policy once per call (logged),
@@ -128,6 +132,11 @@ class CallRecordings(Protocol):
 
 class NoRecordings:
     """A call with no recorder: nothing is recorded."""
+
+    @property
+    def recording(self) -> bool:
+        """Never."""
+        return False
 
     async def leg(self, *, flow: str | None = None, queue: str | None = None,
                   step: str | None = None) -> None:

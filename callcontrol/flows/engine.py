@@ -29,11 +29,13 @@ an error had no ``error``/``on_error`` step to go to.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
@@ -418,7 +420,8 @@ class FlowEngine:
             media = self._media(name, retry) + self._media(name, spec.prompt)
             await self._play(name, media, barge_in=spec.barge_in,
                              secret=isinstance(spec, GatherSpec) and spec.sensitive)
-            result = await answer(attempt)
+            async with self._media_flowing():
+                result = await answer(attempt)
             if not isinstance(result, Retry):
                 return result
             retry = result.prompt
@@ -427,6 +430,21 @@ class FlowEngine:
             if attempt >= spec.attempts:
                 return "failed", failed
             attempt += 1
+
+    @asynccontextmanager
+    async def _media_flowing(self) -> AsyncIterator[None]:
+        """While a recorded call waits for digits, send the caller silence: with nothing
+        played and the caller's audio replaced by DTMF events, no media flows and the
+        recording loses that time (measured: 1.4 s of a 6 s call for an 8-digit entry)."""
+        if not self.ctx.recordings.recording:
+            yield
+            return
+        await self.ctx.telephony.start_silence(self.ctx.channel_id)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(CallControlError):  # the caller may be gone
+                await self.ctx.telephony.stop_silence(self.ctx.channel_id)
 
     async def _menu(self, name: str, step: MenuStep) -> Exit:
         spec = step.menu

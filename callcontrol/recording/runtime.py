@@ -90,6 +90,11 @@ class CallRecorder:
         """The daemon's recording settings."""
         return self.service.settings
 
+    @property
+    def recording(self) -> bool:
+        """Whether a recording is in progress."""
+        return self.active is not None
+
     # -- policy ------------------------------------------------------------------------------
     def _decision(self, name: str) -> Decision:
         if name not in self.decisions:

@@ -254,6 +254,20 @@ async def test_sensitive_gather_is_masked_and_mutes_the_recording(tmp_path: Path
     assert mask_digits("4111111111111111") == "************1111"
 
 
+async def test_a_recorded_call_gets_silence_while_it_waits_for_digits(tmp_path: Path) -> None:
+    # nothing would flow while the caller types (DTMF events replace its audio): the
+    # recording would lose that time, so the flow sends silence between prompt and answer
+    _, recorded = await run(tmp_path, GATHER, "P 123456# P1", recording=tmp_path / "rec")
+    names = [c for c, _ in recorded.fake.commands]
+    start, stop = names.index("start_silence"), names.index("stop_silence")
+    assert names.index("play") < start < stop
+    assert names.count("start_silence") == names.count("stop_silence")  # one per wait
+    assert {c["channel_id"] for c in commands(recorded, "start_silence")} == {
+        recorded.channel_id}
+    _, unrecorded = await run(tmp_path / "plain", GATHER, "P 123456# P1")
+    assert not commands(unrecorded, "start_silence")
+
+
 async def test_digits_typed_beyond_a_sensitive_entry_are_dropped_unseen(tmp_path: Path) -> None:
     text = GATHER.replace("save_as: account", "save_as: account\n      sensitive: true\n"
                           "      barge_in: false")
