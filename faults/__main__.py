@@ -68,25 +68,20 @@ FLOW = ("bench hotline (bench/flows/bench.yaml): answer, prompt with barge-in, d
         "talk, the caller hangs up")
 
 
+NUMBER_KNOBS = {
+    "cps": "2", "phase-seconds": "45", "lead-seconds": "6", "talk-seconds": "4",
+    "db-down-seconds": "30", "stop-seconds": "5", "cut-seconds": "10", "disk-full-seconds": "10",
+}
+"""Numeric flags and their defaults; each is also read from ``FAULTS_<FLAG>``."""
+
+
 def parse_args(argv: list[str] | None, env: dict[str, str]) -> argparse.Namespace:
     """Flags over ``FAULTS_*`` environment variables over defaults."""
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cps", type=float, default=float(env.get("FAULTS_CPS", "2")))
-    parser.add_argument("--phase-seconds", type=float,
-                        default=float(env.get("FAULTS_PHASE_SECONDS", "45")))
-    parser.add_argument("--lead-seconds", type=float,
-                        default=float(env.get("FAULTS_LEAD_SECONDS", "6")))
-    parser.add_argument("--talk-seconds", type=float,
-                        default=float(env.get("FAULTS_TALK_SECONDS", "4")))
-    parser.add_argument("--db-down-seconds", type=float,
-                        default=float(env.get("FAULTS_DB_DOWN_SECONDS", "30")))
-    parser.add_argument("--stop-seconds", type=float,
-                        default=float(env.get("FAULTS_STOP_SECONDS", "5")))
-    parser.add_argument("--cut-seconds", type=float,
-                        default=float(env.get("FAULTS_CUT_SECONDS", "10")))
-    parser.add_argument("--disk-full-seconds", type=float,
-                        default=float(env.get("FAULTS_DISK_FULL_SECONDS", "10")))
+    for flag, default in NUMBER_KNOBS.items():
+        env_name = "FAULTS_" + flag.upper().replace("-", "_")
+        parser.add_argument(f"--{flag}", type=float, default=float(env.get(env_name, default)))
     parser.add_argument("--faults", default=env.get("FAULTS_LIST", ",".join(DEFAULT_FAULTS)))
     parser.add_argument("--agents", type=int, default=int(env.get("FAULTS_AGENTS", "0")))
     parser.add_argument("--out", type=Path, default=Path(env.get("FAULTS_OUT", "faults/results")))

@@ -21,9 +21,9 @@ from callcontrol.api.context import (
     json_object,
     require,
 )
+from callcontrol.api.interaction_api import RECORD_ROUTES
+from callcontrol.api.live_recording_api import RECORDING_ROUTES
 from callcontrol.api.openapi import OPENAPI
-from callcontrol.api.recording_api import RECORDING_ROUTES
-from callcontrol.api.records_api import RECORD_ROUTES
 from callcontrol.api.schedules_api import SCHEDULE_ROUTES
 from callcontrol.config import OutboundAllow
 from callcontrol.errors import (

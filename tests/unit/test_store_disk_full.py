@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,15 +52,6 @@ def disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[Disk]:
     disk = Disk()
     monkeypatch.setattr(os, "write", disk.write)  # journal segments only, see Disk
     yield disk
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/store.db"
-    await upgrade(url)
-    engine = create_engine(url)
-    yield engine
-    await engine.dispose()
 
 
 def event(n: int, call_id: str = "c1") -> CallEvent:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,15 +37,6 @@ def call_records(call_id: str, events: int = 3) -> list[Record]:
         ),
         CallClosed(call_id=call_id, outcome="completed", hangup_cause="16", at=at(9)),
     ]
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/store.db"
-    await upgrade(url)
-    engine = create_engine(url)
-    yield engine
-    await engine.dispose()
 
 
 async def run_writer(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from callcontrol.api.interaction_api import decode_cursor, encode_cursor
 from callcontrol.api.ranges import UNSATISFIABLE, ByteRange, parse_range
-from callcontrol.api.records_api import decode_cursor, encode_cursor
 from callcontrol.config import load_config
 from callcontrol.errors import ConfigError
 from callcontrol.numbers import BadNumber, NumberPlan, normalize, stored_forms
