@@ -33,7 +33,7 @@ from callcontrol.pbx.ports import allocate_ports, free_port
 from callcontrol.pbx.provision import provision
 from callcontrol.pbx.service import instance_dir, settings_from_config
 from callcontrol.pbx.settings import SipAccount
-from callcontrol_testing.sipp import PCAP_SOURCE
+from callcontrol_testing.sipp import PCAP_SOURCE, free_media_port
 from callcontrol_testing.testbed import generated_secret
 
 BENCH = Path(__file__).resolve().parent
@@ -41,7 +41,6 @@ EXTENSION = "200"
 QUEUE = "bench"
 AGENTS_PER_UAS = 100
 RTP_PORTS = 8000  # 4000 media streams: ~45 calls/s of 10 s calls, two legs each
-AGENT_MEDIA_BASE = 42000  # each agent UAS uses -mp and -mp+2 (spaced by 2000, like the caller)
 
 
 @dataclass(frozen=True)
@@ -128,11 +127,13 @@ def write_bench_config(work: Path, name: str, agents: int, spool: Path) -> Path:
 
 def agent_blocks(agents: tuple[SipAccount, ...], per_uas: int) -> tuple[AgentBlock, ...]:
     """Split the agents over UAS processes (on ports free now)."""
-    return tuple(
-        AgentBlock(free_port(udp_too=True), AGENT_MEDIA_BASE + 2000 * index,
-                   agents[start:start + per_uas])
-        for index, start in enumerate(range(0, len(agents), per_uas))
-    )
+    blocks: list[AgentBlock] = []
+    for start in range(0, len(agents), per_uas):
+        media = free_media_port()  # free now, and apart from the blocks already picked
+        while any(abs(media - block.media_port) < 4 for block in blocks):
+            media = free_media_port()
+        blocks.append(AgentBlock(free_port(udp_too=True), media, agents[start:start + per_uas]))
+    return tuple(blocks)
 
 
 def raise_fd_limit() -> None:
