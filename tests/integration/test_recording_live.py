@@ -1,8 +1,9 @@
 """Call recording on real Asterisk: pjsua2 callers and headsets, the daemon as a child process.
 
 One bed for the module (tests/integration/flows_recording): queues recorded by policy
-(``rq``: all, ``rn``: none, ``rd``: on demand, ``rk``: a queue step naming its policy), and an
-IVR flow recorded by the flow's policy with a sensitive gather. Each test reads the recording
+(``rq``: all, ``rn``: none, ``rd``: on demand, ``rk``: a queue step naming its policy), an
+IVR flow recorded by the flow's policy with a sensitive gather, and one sampled at 50 % (sipp
+callers). Each test reads the recording
 row, the file under the recordings root (per channel: caller 440 Hz left, agent 1 kHz right),
 the call's timeline, and for the secret: the database, the journal, the daemon's log and the
 API. The daemon SIGKILL test runs last: it restarts the daemon.
@@ -29,11 +30,13 @@ from acd_bed import _create_token
 from sqlmodel import col
 
 from callcontrol import audio
+from callcontrol.recording.policy import sample_bucket
 from callcontrol.sipua.client import SipPeer
 from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.queries import call_timeline
 from callcontrol.store.tables import CallEventRow, CallRow, RecordingRow
 from callcontrol_testing.daemon import DaemonApi, DaemonProcess, write_config
+from callcontrol_testing.sipp import run_sipp
 from callcontrol_testing.testbed import PbxTestbed, start_testbed
 from callcontrol_testing.waiting import eventually
 
@@ -44,16 +47,19 @@ FLOWS = Path(__file__).parent / "flows_recording"
 CALLER_HZ = 440
 AGENT_HZ = 1000
 QUEUE_OF = {"ra": "rq", "rn": "rn", "rd": "rd", "rk": "rk"}
-EXTENSION = {"rq": "301", "rn": "302", "rd": "303", "rk": "304", "ivr": "305"}
+EXTENSION = {"rq": "301", "rn": "302", "rd": "303", "rk": "304", "ivr": "305",
+             "sampled": "306"}
 SECRET = "79318642"
 """The sensitive gather's digits: the first barges into its prompt."""
 RECORDING = {
     "channels": "stereo",
     "policies": {"kept": {"record": "all", "retention_days": 30},
-                 "asked": {"record": "on_demand", "retention_days": 30}},
+                 "asked": {"record": "on_demand", "retention_days": 30},
+                 "half": {"record": {"percent": 50}, "retention_days": 30}},
     "queues": {"rq": "kept", "rn": "none", "rd": "asked"},
-    "flows": {"rec_ivr": "kept"},
+    "flows": {"rec_ivr": "kept", "rec_sampled": "half"},
 }
+SAMPLED_CALLS = 40
 
 
 class RecBed:
@@ -190,7 +196,7 @@ def _config(pbx: PbxTestbed, work: Path, db_url: str) -> Path:
         "recording": RECORDING,
         "flows": {"dir": str(FLOWS), "watch": False,
                   "routes": {**{EXTENSION[q]: "rec_queue" for q in QUEUE_OF.values()},
-                             EXTENSION["ivr"]: "rec_ivr"}},
+                             EXTENSION["ivr"]: "rec_ivr", EXTENSION["sampled"]: "rec_sampled"}},
         "database": {"url": db_url, "journal_dir": str(work / "journal")},
     }
     return write_config(pbx.config_file, work / "rec.yaml", update)
@@ -343,6 +349,50 @@ async def test_a_sensitive_gather_is_silent_in_the_file_and_its_digits_appear_no
         for key in ("digit", "digits"):
             value = str(event.data.get(key, ""))
             assert not any(c.isdigit() for c in value), (event.kind, event.data)
+
+
+async def test_percent_50_over_40_calls_records_between_10_and_30(bed: RecBed) -> None:
+    extension = EXTENSION["sampled"]
+    caller = bed.pbx.caller
+    # 40 short calls (audio, a digit, BYE after about 2.5 s), up to 10 at once
+    result = await run_sipp(bed.pbx.sip_host, bed.pbx.sip_port, user=caller.username,
+                            password=caller.password, workdir=bed.work / "sipp-sampled",
+                            service=extension, calls=SAMPLED_CALLS, rate=8.0, max_concurrent=10,
+                            call_ms=1000, seconds=60)
+    assert result.ok, f"{result.meaning}: {result.errors}"
+    assert result.stats.successful == SAMPLED_CALLS
+
+    async def settled() -> tuple[set[str], list[RecordingRow]] | None:
+        calls: list[CallRow] = await bed.rows(
+            sa.select(CallRow).where(col(CallRow.extension) == extension))
+        if len(calls) < SAMPLED_CALLS or any(c.ended_at is None for c in calls):
+            return None
+        ids = {c.call_id for c in calls}
+        rows: list[RecordingRow] = await bed.rows(
+            sa.select(RecordingRow).where(col(RecordingRow.call_id).in_(ids)))
+        return None if any(r.status == "recording" for r in rows) else (ids, rows)
+
+    ids, rows = await eventually(settled, 30, "every sampled call ended and its file sealed")
+    assert len(ids) == SAMPLED_CALLS
+    recorded: set[str] = set()
+    for call_id in ids:  # decided once per call, on its timeline, as its id's bucket says
+        (decision,) = [e.data for e in await bed.events(call_id, "recording_decision")]
+        assert decision["policy"] == "half"
+        assert decision["reason"].startswith("sampled: bucket"), decision
+        assert decision["record"] is (sample_bucket(call_id) < 50), (call_id, decision)
+        if decision["record"]:
+            recorded.add(call_id)
+    assert 10 <= len(recorded) <= 30, f"{len(recorded)} of {SAMPLED_CALLS} recorded"
+
+    assert sorted(r.call_id for r in rows) == sorted(recorded)  # one recording each
+    for row in rows:
+        assert (row.policy, row.status, row.n) == ("half", "complete", 1)
+        data = bed.file(row).read_bytes()
+        assert len(data) == row.size_bytes and hashlib.sha256(data).hexdigest() == row.sha256
+        assert row.duration_s is not None and row.duration_s > 1.0
+    files = [p.name for p in bed.root.rglob("*") if p.is_file()]
+    for call_id in ids - recorded:
+        assert not [name for name in files if call_id in name], f"{call_id} has a file"
 
 
 async def test_a_daemon_sigkill_during_a_recorded_call_leaves_no_row_recording(
