@@ -2,11 +2,12 @@
 
 One bed for the module (tests/integration/flows_recording): queues recorded by policy
 (``rq``: all, ``rn``: none, ``rd``: on demand, ``rk``: a queue step naming its policy), an
-IVR flow recorded by the flow's policy with a sensitive gather, and one sampled at 50 % (sipp
-callers). Each test reads the recording
-row, the file under the recordings root (per channel: caller 440 Hz left, agent 1 kHz right),
-the call's timeline, and for the secret: the database, the journal, the daemon's log and the
-API. The daemon SIGKILL test runs last: it restarts the daemon.
+IVR flow recorded by the flow's policy with a sensitive gather, one where the caller leaves a
+voicemail message while the call recording runs muted, and one sampled at 50 % (sipp
+callers). Each test reads the recording row, the file under the recordings root (per channel:
+caller 440 Hz left, agent 1 kHz right), the call's timeline, and for the secret: the database,
+the journal, the daemon's log and the API. The daemon SIGKILL test runs last: it restarts the
+daemon.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ CALLER_HZ = 440
 AGENT_HZ = 1000
 QUEUE_OF = {"ra": "rq", "rn": "rn", "rd": "rd", "rk": "rk"}
 EXTENSION = {"rq": "301", "rn": "302", "rd": "303", "rk": "304", "ivr": "305",
-             "sampled": "306"}
+             "sampled": "306", "vm": "307"}
 SECRET = "79318642"
 """The sensitive gather's digits: the first barges into its prompt."""
 RECORDING = {
@@ -57,7 +58,7 @@ RECORDING = {
                  "asked": {"record": "on_demand", "retention_days": 30},
                  "half": {"record": {"percent": 50}, "retention_days": 30}},
     "queues": {"rq": "kept", "rn": "none", "rd": "asked"},
-    "flows": {"rec_ivr": "kept", "rec_sampled": "half"},
+    "flows": {"rec_ivr": "kept", "rec_sampled": "half", "rec_vm": "kept"},
 }
 SAMPLED_CALLS = 40
 
@@ -196,7 +197,8 @@ def _config(pbx: PbxTestbed, work: Path, db_url: str) -> Path:
         "recording": RECORDING,
         "flows": {"dir": str(FLOWS), "watch": False,
                   "routes": {**{EXTENSION[q]: "rec_queue" for q in QUEUE_OF.values()},
-                             EXTENSION["ivr"]: "rec_ivr", EXTENSION["sampled"]: "rec_sampled"}},
+                             EXTENSION["ivr"]: "rec_ivr", EXTENSION["sampled"]: "rec_sampled",
+                             EXTENSION["vm"]: "rec_vm"}},
         "database": {"url": db_url, "journal_dir": str(work / "journal")},
     }
     return write_config(pbx.config_file, work / "rec.yaml", update)
@@ -349,6 +351,55 @@ async def test_a_sensitive_gather_is_silent_in_the_file_and_its_digits_appear_no
         for key in ("digit", "digits"):
             value = str(event.data.get(key, ""))
             assert not any(c.isdigit() for c in value), (event.kind, event.data)
+
+
+async def test_a_voicemail_beside_a_muted_call_recording_is_the_calls_next_recording(
+    bed: RecBed,
+) -> None:
+    extension = EXTENSION["vm"]
+    known = await bed.call_ids(extension)
+    async with bed.caller() as caller:
+        sip_call = await caller.call(bed.uri(extension), play_wav=bed.caller_wav)
+        await caller.wait_for("confirmed", 10, call_id=sip_call)
+        call_id = await bed.new_call(extension, known)
+        await bed.recording(call_id, "recording")  # the IVR leg, by the flow's policy
+        status, answer = await bed.api("POST", f"/api/calls/{call_id}/recording",
+                                       {"action": "mute"})
+        assert status == 200, answer
+        await eventually(lambda: _message_started(bed, call_id), 15, "the message recording")
+        await asyncio.sleep(2.0)  # two seconds of the caller's tone
+        await caller.send_dtmf(sip_call, "#")
+        await caller.wait_for("disconnected", 15, call_id=sip_call)  # the flow hangs up
+
+    async def both_sealed() -> list[RecordingRow] | None:
+        rows = await bed.recordings(call_id)
+        done = len(rows) == 2 and all(r.status != "recording" for r in rows)
+        return rows if done else None
+
+    leg, message = await eventually(both_sealed, 15, f"two recordings of {call_id} sealed")
+    assert (leg.n, leg.policy, leg.channels, leg.status) == (1, "kept", 2, "complete")
+    assert (message.n, message.policy, message.channels, message.status) == (
+        2, "voicemail", 1, "complete")
+    (saved,) = [e.data for e in await bed.events(call_id, "saved")]
+    assert saved["value"] == message.id
+    for row in (leg, message):
+        data = bed.file(row).read_bytes()
+        assert len(data) == row.size_bytes and hashlib.sha256(data).hexdigest() == row.sha256
+    # the message holds the caller's tone: the call recording's mute is not the message's...
+    path = bed.file(message)
+    assert message.duration_s is not None and 1.5 <= message.duration_s < 8.0
+    assert abs(audio.duration(path) - message.duration_s) < 0.01
+    assert audio.tone_seconds(path, CALLER_HZ, min_ratio=0.5) > 1.0
+    # ...while the call recording stayed silent from its mute on
+    muted = await bed.event(call_id, "recording_muted")
+    after = (muted.at - leg.started_at).total_seconds() + 0.3
+    left = _channel(bed, bed.file(leg), 0)
+    assert audio.tone_seconds_between(left, CALLER_HZ, after, 1e9) < 0.3
+
+
+async def _message_started(bed: RecBed, call_id: str) -> bool:
+    return any(e.data.get("step") == "message"
+               for e in await bed.events(call_id, "recording_started"))
 
 
 async def test_percent_50_over_40_calls_records_between_10_and_30(bed: RecBed) -> None:
