@@ -13,15 +13,19 @@ path (:func:`spool_name`), and is moved into the tree when it ends::
 Since the name derives from the row, recovery after a crash finds a message left in the spool
 from the row alone. The spool is named as the daemon sees it (``asterisk.spool_recording_dir``,
 else the instance's folder through the path mapping); it may be another file system than the
-tree (a container's volume): the move then copies and deletes.
+tree (a container's volume, Asterisk's root), or one the daemon may only read: the move then
+copies (and deletes the source when it may).
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from pathlib import Path, PurePosixPath
+
+from callcontrol.logging import get_logger
+
+log = get_logger(__name__)
 
 PREFIX = "vm-"
 """Names of messages in Asterisk's spool start with this."""
@@ -42,17 +46,22 @@ def spool_file(spool: Path, name: str) -> Path:
 
 def bring_in(source: Path, partial: Path) -> bool:
     """Move the finished message ``source`` to ``partial`` (the recording's hidden file in the
-    tree); across file systems copy it beside ``partial`` first, then rename and delete the
-    source. False when there is no ``source`` (Asterisk wrote nothing)."""
+    tree). When it cannot be renamed (another file system, a spool the daemon may read but not
+    change) it is copied beside ``partial`` and renamed in, and the source deleted when the
+    daemon may (else logged: the copy in the tree is the recording). False when there is no
+    ``source`` (Asterisk wrote nothing)."""
     if not source.exists():
         return False
     try:
         os.replace(source, partial)
+        return True
     except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        copy = partial.with_name(f"{partial.name}.copy")
-        shutil.copyfile(source, copy)
-        os.replace(copy, partial)
+        log.info("voicemail_copied", source=str(source), reason=str(exc))
+    copy = partial.with_name(f"{partial.name}.copy")
+    shutil.copyfile(source, copy)
+    os.replace(copy, partial)
+    try:
         source.unlink()
+    except OSError as exc:
+        log.warning("voicemail_left_in_spool", source=str(source), error=str(exc))
     return True

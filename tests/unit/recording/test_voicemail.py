@@ -133,6 +133,30 @@ def test_bring_in_copies_across_file_systems(
     assert not voicemail.bring_in(source, partial)  # nothing more to bring
 
 
+def test_bring_in_copies_from_a_spool_it_may_only_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source, partial = tmp_path / "spool" / "vm-c1-1.wav", tmp_path / "rec" / ".c1-1.wav"
+    write_wav(source, 0.5, channels=1)
+    partial.parent.mkdir()
+    real_replace, real_unlink = os.replace, Path.unlink
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(src) == source:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        real_replace(src, dst)
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path == source:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    assert voicemail.bring_in(source, partial)  # the copy is the recording; the source stays
+    assert partial.read_bytes() == source.read_bytes()
+
+
 async def test_recovery_brings_a_message_left_in_the_spool_into_the_tree(
     bench: Bench, tmp_path: Path,
 ) -> None:
