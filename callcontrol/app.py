@@ -53,7 +53,7 @@ class App:
 
     def __init__(
         self, config: Config, paths: PathMap, stock_sounds: dict[str, set[str]],
-        engine: AsyncEngine, pbx_etc_dir: Path,
+        engine: AsyncEngine, pbx_etc_dir: Path, spool_recording_dir: Path,
     ) -> None:
         from callcontrol.acd.directory import AgentDirectory
         from callcontrol.acd.service import AcdService
@@ -90,7 +90,7 @@ class App:
         self.headset_status = AmiHeadsets(self.ami)
         self.recordings = RecordingService(
             config.recording, RecordingPaths(config.path(config.asterisk.recordings_dir), paths),
-            AmiMixMonitor(self.ami), self.store)
+            AmiMixMonitor(self.ami), self.store, spool_recording_dir)
         self.acd = AcdService(config, self.telephony, self.store, self.router,
                               lambda *call: self.calls.start_service(*call),
                               contacts=self.headset_status)
@@ -139,7 +139,9 @@ class App:
         url = config.database_url()
         await upgrade(url)
         etc_dir = instance.paths.to_host(instance.dirs.etc)
-        return cls(config, instance.paths, sounds, create_engine(url), etc_dir)
+        spool = config.asterisk.spool_recording_dir
+        spool_dir = config.path(spool) if spool is not None else instance.spool_recording_dir
+        return cls(config, instance.paths, sounds, create_engine(url), etc_dir, spool_dir)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:

@@ -627,7 +627,18 @@ class RecordingPolicy(_Model):
 
 NO_RECORDING = "none"
 """The built-in policy that records nothing."""
+VOICEMAIL = "voicemail"
+"""The policy name on the rows of voicemail messages (the flows' ``record`` step); reserved."""
 FEATURE_CODE = r"\*[0-9]{1,4}"
+
+
+class VoicemailSettings(_Model):
+    """Voicemail messages: what a flow's ``record`` step keeps. Every message is kept whatever
+    the call's recording policy says (leaving one is the caller's choice), as a recording of
+    its own in the same tree (mono, the caller only); its row names the policy ``voicemail``."""
+
+    retention_days: int | None = Field(None, ge=1, examples=[30])
+    """Days a message is kept (counted from its start); null: kept until deleted by hand."""
 
 
 class RecordingSettings(_Model):
@@ -657,12 +668,15 @@ class RecordingSettings(_Model):
     """Digits an agent presses during a call to start (or stop) an ``on_demand`` recording."""
     purge_interval: float = Field(86400.0, gt=0)
     """Seconds between the daemon's retention purges (the first runs at start)."""
+    voicemail: VoicemailSettings = VoicemailSettings()
+    """Voicemail messages (rows with the policy ``voicemail``): how long they are kept."""
 
     @model_validator(mode="after")
     def _names_exist(self) -> RecordingSettings:
-        if NO_RECORDING in self.policies:
-            raise ValueError(
-                f"policy name {NO_RECORDING!r} is built in; choose another name")
+        for reserved in (NO_RECORDING, VOICEMAIL):
+            if reserved in self.policies:
+                raise ValueError(
+                    f"policy name {reserved!r} is built in; choose another name")
         if self.mute_code == self.on_demand_code:
             raise ValueError("mute_code and on_demand_code must differ")
         refs = [("default", self.default)]
@@ -679,6 +693,16 @@ class RecordingSettings(_Model):
         if name == NO_RECORDING:
             return RecordingPolicy(record="none")
         return self.policies.get(name)
+
+    def retention_days(self, name: str) -> int | None:
+        """Days the recordings a row names ``name`` are kept (``voicemail``: the messages'
+        retention); ``None``: until deleted by hand. :class:`KeyError` for an unknown name."""
+        if name == VOICEMAIL:
+            return self.voicemail.retention_days
+        policy = self.policy(name)
+        if policy is None:
+            raise KeyError(name)
+        return policy.retention_days
 
 
 class Config(_Model):

@@ -92,6 +92,19 @@ class DialRequest:
     """The step's recording policy (overrides the flow's)."""
 
 
+@dataclass(frozen=True)
+class VoicemailMessage:
+    """A voicemail message about to be recorded (a flow's ``record`` step): its recording row,
+    already written (``recording_id``, the call's ``n``-th recording, ``path`` below the
+    recordings root, ``policy``), and the ``name`` Asterisk records it under."""
+
+    recording_id: str
+    name: str
+    n: int
+    path: str
+    policy: str
+
+
 class CallRecordings(Protocol):
     """The recordings of one call, as the flow engine, the ACD and the API drive them
     (implemented by :class:`callcontrol.recording.runtime.CallRecorder`; :class:`NoRecordings`
@@ -129,6 +142,15 @@ class CallRecordings(Protocol):
     async def finish(self) -> None:
         """The call ends: finish what is recording."""
 
+    def voicemail(self) -> VoicemailMessage | None:
+        """A voicemail message is about to be recorded: write its row (the call's next ``n``,
+        whatever the call's policy) and name the recording Asterisk is to make; ``None`` when
+        the call keeps no recordings (the message stays where Asterisk writes it)."""
+
+    def voicemail_ended(self, message: VoicemailMessage) -> None:
+        """Asterisk stopped recording ``message`` (finished, failed, or the caller hung up):
+        its file joins the recordings and its row gets the figures (in the background)."""
+
 
 class NoRecordings:
     """A call with no recorder: nothing is recorded."""
@@ -163,6 +185,13 @@ class NoRecordings:
         """Digits mean nothing here."""
 
     async def finish(self) -> None:
+        """Nothing to finish."""
+
+    def voicemail(self) -> VoicemailMessage | None:
+        """No row: the message stays where Asterisk writes it."""
+        return None
+
+    def voicemail_ended(self, message: VoicemailMessage) -> None:
         """Nothing to finish."""
 
 

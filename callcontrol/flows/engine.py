@@ -664,21 +664,39 @@ class FlowEngine:
     async def _record(self, name: str, step: RecordStep) -> Exit:
         spec = step.record
         await self._play(name, self._media(name, spec.prompt), barge_in=False)
-        self._recordings += 1
-        safe = re.sub(r"[^A-Za-z0-9_-]", "_", f"{self.ctx.call_id}-{name}")
-        recording = f"vm-{safe}-{self._recordings}"
         self._typeahead.clear()  # digits pressed during the prompt do not end the recording
+        message = self.ctx.recordings.voicemail()  # its row, before Asterisk writes
+        if message is None:  # a call without recordings: the message stays in the spool
+            self._recordings += 1
+            safe = re.sub(r"[^A-Za-z0-9_-]", "_", f"{self.ctx.call_id}-{name}")
+            recording = asterisk_name = f"vm-{safe}-{self._recordings}"
+            row: dict[str, Any] = {}
+        else:
+            recording, asterisk_name = message.recording_id, message.name
+            row = {"n": message.n, "path": message.path, "policy": message.policy}
+        try:
+            return await self._record_message(name, step, recording, asterisk_name, row)
+        finally:
+            if message is not None:
+                self.ctx.recordings.voicemail_ended(message)
+
+    async def _record_message(self, name: str, step: RecordStep, recording: str,
+                              asterisk_name: str, row: dict[str, Any]) -> Exit:
+        """Record the message as ``asterisk_name``; ``recording`` is what the timeline and
+        ``save_as`` name it (its recording id when it has a row, described by ``row``)."""
+        spec = step.record
         await self.ctx.telephony.record(
             self.ctx.channel_id,
-            recording,
+            asterisk_name,
             max_duration_s=round(spec.max_duration),
             max_silence_s=round(spec.max_silence or 0),
             beep=spec.beep,
             terminate_on=spec.finish_on,
         )
-        self._log("recording_started", step=name, recording=recording)
+        self._log("recording_started", step=name, recording=recording, **row)
         try:
-            finished = await self._await_recording(recording, spec.max_duration + RECORD_GRACE)
+            finished = await self._await_recording(asterisk_name,
+                                                   spec.max_duration + RECORD_GRACE)
         except CallerHungUp:
             # Hanging up is how most callers end a message: Asterisk keeps the file.
             self._voicemail = True

@@ -4,9 +4,10 @@ A recording is expired when it started more than its policy's ``retention_days``
 finished (``complete``, ``partial``) or its file is already ``missing``; a recording still being
 written is never purged. The policy is looked up by the name on the row, in the current
 settings: shortening a policy's retention applies to the recordings already made. A row whose
-policy no longer exists is kept and reported, never guessed at. The file is deleted first and
-the row marked after, so a purge cut short leaves a row whose file is gone, which the next purge
-(or ``recordings check``) finds.
+policy no longer exists is kept and reported, never guessed at. Voicemail messages (rows of
+the policy ``voicemail``) are kept for ``recording.voicemail.retention_days``. The file is
+deleted first and the row marked after, so a purge cut short leaves a row whose file is gone,
+which the next purge (or ``recordings check``) finds.
 """
 
 from __future__ import annotations
@@ -57,14 +58,15 @@ async def purge(
     ``now``); with ``dry_run`` change nothing and report what would go."""
     plan = PurgePlan()
     for name in await policies_in_use(engine):
-        policy = settings.policy(name)
-        if policy is None:
+        try:
+            days = settings.retention_days(name)
+        except KeyError:
             plan.unknown_policies.append(name)
             log.warning("recording_policy_unknown", policy=name, action="kept")
             continue
-        if policy.retention_days is None:
+        if days is None:
             continue
-        cutoff = now - timedelta(days=policy.retention_days)
+        cutoff = now - timedelta(days=days)
         rows = await started_before(engine, name, cutoff)
         done = [_expire(paths, row, dry_run) for row in rows]
         plan.expired += done

@@ -11,6 +11,11 @@ A call's recordings, in its own task::
     stop / the call ends --> the service finishes the file in the background:
         hidden raw -> YYYY/MM/DD/<call-id>-<n>.wav, then RecordingFinished with its figures
 
+A voicemail message (a flow's ``record`` step) is the call's next recording too, whatever the
+call's policy: its row (policy ``voicemail``, mono) is written before Asterisk records it into
+its spool, and when it ends the service moves it into the tree and finishes it the same way
+(:mod:`callcontrol.recording.voicemail`). A call recording in progress goes on meanwhile.
+
 The row exists before Asterisk writes a byte; the file exists under its name only once it is
 whole, so a file under a row's path is never half-written. A recording cut by a crash leaves
 its hidden file: :meth:`RecordingService.recover` turns it into the recording (``partial``) at
@@ -28,9 +33,9 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.calls.context import CallContext, play_and_wait
+from callcontrol.calls.context import CallContext, VoicemailMessage, play_and_wait
 from callcontrol.clock import utcnow
-from callcontrol.config import RecordingSettings
+from callcontrol.config import VOICEMAIL, RecordingSettings
 from callcontrol.errors import TelephonyError
 from callcontrol.logging import get_logger
 from callcontrol.recording.files import measure, wav_from_raw
@@ -38,6 +43,7 @@ from callcontrol.recording.paths import RecordingPaths, relative_path
 from callcontrol.recording.policy import Decision, decide, policy_for
 from callcontrol.recording.reconcile import recover as recover_rows
 from callcontrol.recording.retention import purge
+from callcontrol.recording.voicemail import bring_in, spool_file, spool_name
 from callcontrol.store.recording_queries import recordings_with_status
 from callcontrol.store.records import (
     InteractionLog,
@@ -67,6 +73,9 @@ class Active:
     policy: str
     stereo: bool
     partial: Path
+    source: Path | None = None
+    """Where Asterisk wrote the file when not at ``partial`` (a voicemail message in the
+    spool): moved to ``partial`` once closed."""
 
 
 @dataclass
@@ -190,6 +199,28 @@ class CallRecorder:
         """The call ends: stop what is recording."""
         await self.stop("call_end")
 
+    # -- voicemail ---------------------------------------------------------------------------
+    def voicemail(self) -> VoicemailMessage:
+        """Write the row of a voicemail message (the call's next ``n``, mono, policy
+        ``voicemail``) before Asterisk records it into its spool under the returned name."""
+        self.count += 1
+        now = utcnow()
+        relative = relative_path(self.ctx.call_id, self.count, now)
+        self.service.paths.prepare(relative)
+        message = VoicemailMessage(new_id(), spool_name(relative), self.count, relative,
+                                   VOICEMAIL)
+        self.service.sink.append(RecordingStarted(
+            recording_id=message.recording_id, call_id=self.ctx.call_id, n=message.n,
+            path=relative, policy=VOICEMAIL, format=self.settings.format, channels=1, at=now))
+        return message
+
+    def voicemail_ended(self, message: VoicemailMessage) -> None:
+        """Move the message from the spool into the tree and finish its row (background)."""
+        self.service.finish_later(Active(
+            message.recording_id, self.ctx.call_id, self.ctx.channel_id, message.path,
+            VOICEMAIL, False, self.service.paths.partial(message.path, "wav"),
+            spool_file(self.service.spool, message.name)))
+
     # -- mute --------------------------------------------------------------------------------
     async def mute(self, by: str, reason: str = "") -> bool:
         """Silence the recording until every party that muted it unmutes (a sensitive
@@ -244,11 +275,13 @@ class RecordingService:
     (tasks owned here, awaited at :meth:`close`), recovery at start and the periodic purge."""
 
     def __init__(self, settings: RecordingSettings, paths: RecordingPaths,
-                 port: CallRecorderPort, sink: InteractionLog) -> None:
+                 port: CallRecorderPort, sink: InteractionLog, spool: Path) -> None:
         self.settings = settings
         self.paths = paths
         self.port = port
         self.sink = sink
+        self.spool = spool
+        """Asterisk's ``spool/recording`` as the daemon sees it (voicemail messages)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def for_call(self, ctx: CallContext) -> CallRecorder:
@@ -263,7 +296,11 @@ class RecordingService:
 
     async def _finish(self, active: Active) -> None:
         try:
-            await _closed(active.partial)
+            if active.source is None:
+                await _closed(active.partial)
+            else:
+                await _closed(active.source)
+                await asyncio.to_thread(bring_in, active.source, active.partial)
             status = await asyncio.to_thread(seal, self.paths, active.relative, active.partial,
                                              active.stereo, "complete")
             if status is None:
@@ -289,6 +326,9 @@ class RecordingService:
         for row in await recordings_with_status(engine, "recording"):
             if row.id in active:
                 continue
+            if row.policy == VOICEMAIL:  # a message still in the spool
+                source = spool_file(self.spool, spool_name(row.path))
+                await asyncio.to_thread(bring_in, source, self.paths.partial(row.path, "wav"))
             for stereo in (True, False):
                 partial = self.paths.partial(row.path, "raw" if stereo else "wav")
                 if _size(partial) >= 0:

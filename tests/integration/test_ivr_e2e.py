@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import math
 import os
 import shutil
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,7 +43,8 @@ from callcontrol.pbx.ports import free_port
 from callcontrol.sipua.client import PeerEvent, SipPeer
 from callcontrol.store.db import create_engine
 from callcontrol.store.queries import call_timeline, find_by_sip_call_id
-from callcontrol.store.tables import CallEventRow, CallRow
+from callcontrol.store.recording_queries import call_recordings, get_recording
+from callcontrol.store.tables import CallEventRow, CallRow, RecordingRow
 from callcontrol_testing.daemon import DaemonProcess, write_config
 from callcontrol_testing.testbed import PbxTestbed, start_testbed
 from callcontrol_testing.waiting import eventually
@@ -400,10 +403,21 @@ async def voicemail(h: Harness) -> CallRecord:
     await asyncio.sleep(2.0)
     await h.press(call, "#")
     record = await h.ended(call)
-    name = record.saved.get("message")
-    if name:  # kept: the module's Asterisk and its spool are gone when the tests run
-        spooled = h.pbx.instance.spool_recording_dir / f"{name}.wav"
-        record.extra["file"] = shutil.copy(spooled, h.flows_dir.parent / "voicemail.wav")
+    recording_id = record.saved.get("message")
+    if recording_id:  # the message's row, once the daemon has sealed its file
+
+        async def sealed() -> RecordingRow | None:
+            row = await get_recording(h.db, recording_id)
+            return row if row is not None and row.status != "recording" else None
+
+        row = await eventually(sealed, 15, f"voicemail {recording_id} sealed")
+        record.extra["row"] = row
+        record.extra["rows"] = [r.id for r in await call_recordings(h.db, call.call_id)]
+        path = h.pbx.config.path(h.pbx.config.asterisk.recordings_dir) / row.path
+        if path.is_file():  # kept: the module's folders are gone when the tests run
+            record.extra["file"] = shutil.copy(path, h.flows_dir.parent / "voicemail.wav")
+        record.extra["spooled"] = sorted(
+            p.name for p in h.pbx.instance.spool_recording_dir.glob(f"*{call.call_id}*"))
     return record
 
 
@@ -496,6 +510,15 @@ async def hostile_files(h: Harness) -> dict[str, Any]:
             "healed": healed, "call": await h.ended(call)}
 
 
+async def recordings_check(config_file: Path) -> tuple[int, str]:
+    """``callcontrol recordings check`` on the daemon's config: its exit status and output."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callcontrol", "--config", str(config_file), "recordings", "check",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
 def _replace(path: Path, text: str) -> None:
     temp = path.with_suffix(".tmp")
     temp.write_text(text)
@@ -581,6 +604,7 @@ async def run_all(work: Path, db_url: str) -> dict[str, Any]:
             return_exceptions=True,
         )
         results = dict(zip(SCENARIOS, outcomes, strict=True))
+        results["recordings_check"] = await recordings_check(config_file)
         results["daemon_log"] = daemon.log_tail(80)
         results["crm_queries"] = list(CRM_QUERIES)
         results["log"] = (work / "daemon.log").read_bytes()
@@ -746,18 +770,39 @@ def test_http_lookup_500_takes_the_error_exit(ivr: dict[str, Any]) -> None:
     assert call.path == ["account", "lookup", "crm_down", "bye", "end"]
 
 
-def test_voicemail_is_a_non_silent_wav(ivr: dict[str, Any]) -> None:
+def test_voicemail_is_a_recording_of_the_call_holding_the_callers_audio(
+    ivr: dict[str, Any],
+) -> None:
     call: CallRecord = result(ivr, "voicemail")
+    (started,) = [e for e in call.of("recording_started") if e.get("step") == "message"]
     (finished,) = call.of("recording_finished")
     assert finished["empty"] is False
-    assert call.saved["message"] == finished["recording"]
     assert call.path == ["message", "bye", "end"]
     assert call.row.outcome == "voicemail"
+    # its own row, written before Asterisk recorded, the call's only recording
+    row: RecordingRow = call.extra["row"]
+    assert call.saved["message"] == finished["recording"] == started["recording"] == row.id
+    assert call.extra["rows"] == [row.id]
+    assert (row.policy, row.channels, row.format, row.n, row.status) == (
+        "voicemail", 1, "wav", 1, "complete")
+    assert row.path == started["path"] == f"{row.started_at:%Y/%m/%d}/{call.row.call_id}-1.wav"
+    assert row.started_at <= call.at("recording_started", step="message")
+    assert call.extra["spooled"] == []  # moved out of Asterisk's spool
+    # the file at the row's path is what the row says...
     wav: Path = call.extra["file"]
-    assert audio.duration(wav) >= 1.5
+    data = wav.read_bytes()
+    assert len(data) == row.size_bytes and hashlib.sha256(data).hexdigest() == row.sha256
+    assert row.duration_s is not None and abs(audio.duration(wav) - row.duration_s) < 0.01
+    # ...and what the caller sent: its tone, from the beep to the '#' (two seconds)
+    assert 1.5 <= row.duration_s < 8.0
     assert audio.rms(wav) > 0.05
-    assert audio.has_tone(wav, CALLER_TONE, min_seconds=1.0)
+    assert audio.tone_seconds(wav, CALLER_TONE, min_ratio=0.5) > 1.0
     assert names(call.heard) == ["goodbye"]  # after the message (the rest is speech, a beep)
+
+
+def test_recordings_check_is_clean_after_the_calls(ivr: dict[str, Any]) -> None:
+    code, out = ivr["recordings_check"]
+    assert code == 0, out
 
 
 def test_hours_open_and_closed_take_their_branch(ivr: dict[str, Any]) -> None:

@@ -1,11 +1,13 @@
 """Call recording on real Asterisk: pjsua2 callers and headsets, the daemon as a child process.
 
 One bed for the module (tests/integration/flows_recording): queues recorded by policy
-(``rq``: all, ``rn``: none, ``rd``: on demand, ``rk``: a queue step naming its policy), and an
-IVR flow recorded by the flow's policy with a sensitive gather. Each test reads the recording
-row, the file under the recordings root (per channel: caller 440 Hz left, agent 1 kHz right),
-the call's timeline, and for the secret: the database, the journal, the daemon's log and the
-API. The daemon SIGKILL test runs last: it restarts the daemon.
+(``rq``: all, ``rn``: none, ``rd``: on demand, ``rk``: a queue step naming its policy), an
+IVR flow recorded by the flow's policy with a sensitive gather, one where the caller leaves a
+voicemail message while the call recording runs muted, and one sampled at 50 % (sipp
+callers). Each test reads the recording row, the file under the recordings root (per channel:
+caller 440 Hz left, agent 1 kHz right), the call's timeline, and for the secret: the database,
+the journal, the daemon's log and the API. The daemon SIGKILL test runs last: it restarts the
+daemon.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from acd_bed import _create_token
 from sqlmodel import col
 
 from callcontrol import audio
+from callcontrol.recording.policy import sample_bucket
 from callcontrol.sipua.client import SipPeer
 from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.queries import call_timeline
 from callcontrol.store.tables import CallEventRow, CallRow, RecordingRow
 from callcontrol_testing.daemon import DaemonApi, DaemonProcess, write_config
+from callcontrol_testing.sipp import run_sipp
 from callcontrol_testing.testbed import PbxTestbed, start_testbed
 from callcontrol_testing.waiting import eventually
 
@@ -44,16 +48,19 @@ FLOWS = Path(__file__).parent / "flows_recording"
 CALLER_HZ = 440
 AGENT_HZ = 1000
 QUEUE_OF = {"ra": "rq", "rn": "rn", "rd": "rd", "rk": "rk"}
-EXTENSION = {"rq": "301", "rn": "302", "rd": "303", "rk": "304", "ivr": "305"}
+EXTENSION = {"rq": "301", "rn": "302", "rd": "303", "rk": "304", "ivr": "305",
+             "sampled": "306", "vm": "307"}
 SECRET = "79318642"
 """The sensitive gather's digits: the first barges into its prompt."""
 RECORDING = {
     "channels": "stereo",
     "policies": {"kept": {"record": "all", "retention_days": 30},
-                 "asked": {"record": "on_demand", "retention_days": 30}},
+                 "asked": {"record": "on_demand", "retention_days": 30},
+                 "half": {"record": {"percent": 50}, "retention_days": 30}},
     "queues": {"rq": "kept", "rn": "none", "rd": "asked"},
-    "flows": {"rec_ivr": "kept"},
+    "flows": {"rec_ivr": "kept", "rec_sampled": "half", "rec_vm": "kept"},
 }
+SAMPLED_CALLS = 40
 
 
 class RecBed:
@@ -190,7 +197,8 @@ def _config(pbx: PbxTestbed, work: Path, db_url: str) -> Path:
         "recording": RECORDING,
         "flows": {"dir": str(FLOWS), "watch": False,
                   "routes": {**{EXTENSION[q]: "rec_queue" for q in QUEUE_OF.values()},
-                             EXTENSION["ivr"]: "rec_ivr"}},
+                             EXTENSION["ivr"]: "rec_ivr", EXTENSION["sampled"]: "rec_sampled",
+                             EXTENSION["vm"]: "rec_vm"}},
         "database": {"url": db_url, "journal_dir": str(work / "journal")},
     }
     return write_config(pbx.config_file, work / "rec.yaml", update)
@@ -343,6 +351,99 @@ async def test_a_sensitive_gather_is_silent_in_the_file_and_its_digits_appear_no
         for key in ("digit", "digits"):
             value = str(event.data.get(key, ""))
             assert not any(c.isdigit() for c in value), (event.kind, event.data)
+
+
+async def test_a_voicemail_beside_a_muted_call_recording_is_the_calls_next_recording(
+    bed: RecBed,
+) -> None:
+    extension = EXTENSION["vm"]
+    known = await bed.call_ids(extension)
+    async with bed.caller() as caller:
+        sip_call = await caller.call(bed.uri(extension), play_wav=bed.caller_wav)
+        await caller.wait_for("confirmed", 10, call_id=sip_call)
+        call_id = await bed.new_call(extension, known)
+        await bed.recording(call_id, "recording")  # the IVR leg, by the flow's policy
+        status, answer = await bed.api("POST", f"/api/calls/{call_id}/recording",
+                                       {"action": "mute"})
+        assert status == 200, answer
+        await eventually(lambda: _message_started(bed, call_id), 15, "the message recording")
+        await asyncio.sleep(2.0)  # two seconds of the caller's tone
+        await caller.send_dtmf(sip_call, "#")
+        await caller.wait_for("disconnected", 15, call_id=sip_call)  # the flow hangs up
+
+    async def both_sealed() -> list[RecordingRow] | None:
+        rows = await bed.recordings(call_id)
+        done = len(rows) == 2 and all(r.status != "recording" for r in rows)
+        return rows if done else None
+
+    leg, message = await eventually(both_sealed, 15, f"two recordings of {call_id} sealed")
+    assert (leg.n, leg.policy, leg.channels, leg.status) == (1, "kept", 2, "complete")
+    assert (message.n, message.policy, message.channels, message.status) == (
+        2, "voicemail", 1, "complete")
+    (saved,) = [e.data for e in await bed.events(call_id, "saved")]
+    assert saved["value"] == message.id
+    for row in (leg, message):
+        data = bed.file(row).read_bytes()
+        assert len(data) == row.size_bytes and hashlib.sha256(data).hexdigest() == row.sha256
+    # the message holds the caller's tone: the call recording's mute is not the message's...
+    path = bed.file(message)
+    assert message.duration_s is not None and 1.5 <= message.duration_s < 8.0
+    assert abs(audio.duration(path) - message.duration_s) < 0.01
+    assert audio.tone_seconds(path, CALLER_HZ, min_ratio=0.5) > 1.0
+    # ...while the call recording stayed silent from its mute on
+    muted = await bed.event(call_id, "recording_muted")
+    after = (muted.at - leg.started_at).total_seconds() + 0.3
+    left = _channel(bed, bed.file(leg), 0)
+    assert audio.tone_seconds_between(left, CALLER_HZ, after, 1e9) < 0.3
+
+
+async def _message_started(bed: RecBed, call_id: str) -> bool:
+    return any(e.data.get("step") == "message"
+               for e in await bed.events(call_id, "recording_started"))
+
+
+async def test_percent_50_over_40_calls_records_between_10_and_30(bed: RecBed) -> None:
+    extension = EXTENSION["sampled"]
+    caller = bed.pbx.caller
+    # 40 short calls (audio, a digit, BYE after about 2.5 s), up to 10 at once
+    result = await run_sipp(bed.pbx.sip_host, bed.pbx.sip_port, user=caller.username,
+                            password=caller.password, workdir=bed.work / "sipp-sampled",
+                            service=extension, calls=SAMPLED_CALLS, rate=8.0, max_concurrent=10,
+                            call_ms=1000, seconds=60)
+    assert result.ok, f"{result.meaning}: {result.errors}"
+    assert result.stats.successful == SAMPLED_CALLS
+
+    async def settled() -> tuple[set[str], list[RecordingRow]] | None:
+        calls: list[CallRow] = await bed.rows(
+            sa.select(CallRow).where(col(CallRow.extension) == extension))
+        if len(calls) < SAMPLED_CALLS or any(c.ended_at is None for c in calls):
+            return None
+        ids = {c.call_id for c in calls}
+        rows: list[RecordingRow] = await bed.rows(
+            sa.select(RecordingRow).where(col(RecordingRow.call_id).in_(ids)))
+        return None if any(r.status == "recording" for r in rows) else (ids, rows)
+
+    ids, rows = await eventually(settled, 30, "every sampled call ended and its file sealed")
+    assert len(ids) == SAMPLED_CALLS
+    recorded: set[str] = set()
+    for call_id in ids:  # decided once per call, on its timeline, as its id's bucket says
+        (decision,) = [e.data for e in await bed.events(call_id, "recording_decision")]
+        assert decision["policy"] == "half"
+        assert decision["reason"].startswith("sampled: bucket"), decision
+        assert decision["record"] is (sample_bucket(call_id) < 50), (call_id, decision)
+        if decision["record"]:
+            recorded.add(call_id)
+    assert 10 <= len(recorded) <= 30, f"{len(recorded)} of {SAMPLED_CALLS} recorded"
+
+    assert sorted(r.call_id for r in rows) == sorted(recorded)  # one recording each
+    for row in rows:
+        assert (row.policy, row.status, row.n) == ("half", "complete", 1)
+        data = bed.file(row).read_bytes()
+        assert len(data) == row.size_bytes and hashlib.sha256(data).hexdigest() == row.sha256
+        assert row.duration_s is not None and row.duration_s > 1.0
+    files = [p.name for p in bed.root.rglob("*") if p.is_file()]
+    for call_id in ids - recorded:
+        assert not [name for name in files if call_id in name], f"{call_id} has a file"
 
 
 async def test_a_daemon_sigkill_during_a_recorded_call_leaves_no_row_recording(

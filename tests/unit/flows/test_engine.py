@@ -15,15 +15,17 @@ import pytest
 
 from callcontrol.calls.context import CallerHungUp, QueueResult
 from callcontrol.config import RecordingSettings
-from callcontrol.errors import Conflict
+from callcontrol.errors import Conflict, PbxRefused, TelephonyError
 from callcontrol.flows.engine import FlowEngine, FlowResult, FlowServices, mask_digits
 from callcontrol.flows.expressions import Sandbox
 from callcontrol.flows.loader import LoadedFlow, load_flow_text
 from callcontrol.flows.prompts import PromptResolver
 from callcontrol.flows.simulate import FixtureHttp, HttpFixture, SimulatedCall
 from callcontrol.recording.paths import RecordingPaths
-from callcontrol.recording.runtime import RecordingService
+from callcontrol.recording.runtime import CallRecorder, RecordingService
+from callcontrol.store.records import RecordingFinished, RecordingMarked, RecordingStarted
 from callcontrol.telephony import DtmfReceived, PlaybackFinished
+from tests.unit.recording.conftest import write_wav
 
 MONDAY_10_ROME = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SUNDAY_10_ROME = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -48,12 +50,15 @@ async def run(
     dial_results: tuple[str, ...] = (),
     recording: Path | None = None,
     secrets: Mapping[str, str] | None = None,
+    fail: Mapping[str, TelephonyError] | None = None,
 ) -> tuple[FlowResult, SimulatedCall]:
-    """Run ``main``; ``recording``: a recordings root, the flow recorded by policy there."""
+    """Run ``main``; ``recording``: a recordings root, the flow recorded by policy there;
+    ``fail``: PBX commands that raise."""
     snapshot = flows(tmp_path, main=text, **(others or {}))
     call = SimulatedCall(
         script, auto=False, now=now, queue_exits=queue_exits, dial_results=dial_results
     )
+    call.fake.fail.update(fail or {})
     services = FlowServices(
         Sandbox(secrets),
         PromptResolver(tmp_path / "prompts"),
@@ -61,7 +66,8 @@ async def run(
     )
     if recording is not None:
         settings = RecordingSettings(policies={"q": {"record": "all"}}, flows={"main": "q"})
-        service = RecordingService(settings, RecordingPaths(recording), call.fake, Records())
+        service = RecordingService(settings, RecordingPaths(recording), call.fake, Records(),
+                                   tmp_path / "spool")
         call.recordings = service.for_call(call)
     result = await FlowEngine(call, snapshot, services).run("main")
     return result, call
@@ -518,6 +524,46 @@ async def test_record_empty_and_hangup_during_recording(tmp_path: Path) -> None:
     assert (result.path, result.outcome) == (("vm", "nothing"), "completed")
     result, _ = await run(tmp_path, RECORD, "P H")
     assert (result.outcome, result.variables["message"]) == ("voicemail", "vm-sim-call-vm-1")
+
+
+async def test_a_message_of_a_recorded_call_is_its_next_recording(tmp_path: Path) -> None:
+    result, call = await run(tmp_path, RECORD, "P R", recording=tmp_path / "rec")
+    recorder = call.recordings
+    assert isinstance(recorder, CallRecorder)
+    records = recorder.service.sink
+    assert isinstance(records, Records)
+    started = [r for r in records if isinstance(r, RecordingStarted)]
+    assert [(r.n, r.policy, r.channels) for r in started] == [(1, "q", 2), (2, "voicemail", 1)]
+    message = started[1]
+    assert commands(call, "record")[0]["name"] == "vm-sim-call-2"
+    assert result.variables["message"] == message.recording_id
+    (entry,) = [e for e in call.entries("recording_started") if "step" in e]
+    assert entry == {"step": "vm", "recording": message.recording_id, "n": 2,
+                     "path": message.path, "policy": "voicemail"}
+    write_wav(tmp_path / "spool" / "vm-sim-call-2.wav", 1.0, channels=1)  # Asterisk's file
+    await recorder.service.close()
+    (finished,) = [r for r in records if isinstance(r, RecordingFinished)]
+    assert (finished.recording_id, finished.status) == (message.recording_id, "complete")
+    assert (tmp_path / "rec" / message.path).is_file()
+
+
+async def test_a_message_cut_by_a_hang_up_or_refused_is_still_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("callcontrol.recording.runtime.CLOSE_WAIT_S", 0.2)
+    result, call = await run(tmp_path, RECORD, "P H", recording=tmp_path / "rec")
+    assert isinstance(call.recordings, CallRecorder)
+    await call.recordings.service.close()
+    assert result.outcome == "voicemail"
+    assert [type(r).__name__ for r in call.recordings.service.sink][-1] == "RecordingMarked"
+
+    result, call = await run(tmp_path / "refused", RECORD, "P P", recording=tmp_path / "rec2",
+                             fail={"record": PbxRefused(0, "no spool")})
+    assert isinstance(call.recordings, CallRecorder)
+    await call.recordings.service.close()
+    assert call.entries("step_error")[0]["step"] == "vm"
+    marked = call.recordings.service.sink[-1]
+    assert isinstance(marked, RecordingMarked) and marked.status == "missing"
 
 
 async def test_split_is_decided_by_the_call_id(tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ class Records(list[Any]):
 def recorder(tmp_path: Path) -> tuple[CallRecorder, SimulatedCall, Records]:
     call = SimulatedCall(auto=True)
     records = Records()
-    service = RecordingService(SETTINGS, RecordingPaths(tmp_path), call.fake, records)
+    service = RecordingService(SETTINGS, RecordingPaths(tmp_path / "rec"), call.fake, records,
+                               tmp_path / "spool")
     rec = service.for_call(call)
     call.recordings = rec
     return rec, call, records
