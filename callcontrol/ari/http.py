@@ -68,9 +68,14 @@ class _Connection(asyncio.Protocol):
         return self._waiter
 
     @property
+    def usable(self) -> bool:
+        """Whether the connection is still open (as far as we have heard)."""
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    @property
     def reusable(self) -> bool:
         """Whether the last answer left the connection open for another request."""
-        return self._keep and not self.closed
+        return self._keep and self.usable
 
     def close(self) -> None:
         """Close the connection (a pending request fails)."""
@@ -131,6 +136,10 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
         self.close()
+
+    def eof_received(self) -> bool:
+        self.closed = True  # the server is closing: not reused, even before the close lands
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -196,7 +205,7 @@ class HttpPool:
         now = time.monotonic()
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed and now - connection.idle_since < self._idle_seconds:
+            if connection.usable and now - connection.idle_since < self._idle_seconds:
                 return connection
             connection.close()
         loop = asyncio.get_running_loop()
@@ -211,7 +220,7 @@ class HttpPool:
         now = time.monotonic()
         connection.idle_since = now
         self._idle.append(connection)
-        while self._idle and (self._idle[0].closed
+        while self._idle and (not self._idle[0].usable
                               or now - self._idle[0].idle_since >= self._idle_seconds):
             self._idle.popleft().close()  # the oldest idle ones, newest kept for reuse
 
