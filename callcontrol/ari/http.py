@@ -175,6 +175,7 @@ class HttpPool:
         self._idle: collections.deque[_Connection] = collections.deque()
         self._idle_seconds = idle_seconds
         self._slots = asyncio.Semaphore(limit)
+        self._closed = False
 
     async def request(self, method: str, target: str, body: bytes | None = None,
                       timeout: float = 5.0) -> Response:
@@ -214,7 +215,7 @@ class HttpPool:
         return connection
 
     def _release(self, connection: _Connection) -> None:
-        if not connection.reusable:
+        if self._closed or not connection.reusable:
             connection.close()
             return
         now = time.monotonic()
@@ -226,5 +227,6 @@ class HttpPool:
 
     def close(self) -> None:
         """Close every idle connection (requests in flight close theirs when they end)."""
+        self._closed = True
         while self._idle:
             self._idle.popleft().close()

@@ -228,6 +228,23 @@ async def test_requests_beyond_the_limit_wait_for_a_connection() -> None:
         assert srv.connections == 2  # the third reused a freed connection
 
 
+async def test_a_request_in_flight_when_the_pool_closes_closes_its_connection() -> None:
+    release = asyncio.Event()
+
+    async def held(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        await reply("204 No Content")(seen, writer)
+
+    async with serve(held) as srv:
+        http = pool(srv)
+        pending = asyncio.create_task(http.request("POST", "/ari/a"))
+        await asyncio.wait_for(srv.arrived.get(), 2)
+        http.close()
+        release.set()
+        assert (await pending).status == 204
+        assert await asyncio.wait_for(srv.closed.get(), 2) == 1  # not kept for reuse
+
+
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError):
         HttpPool("ws://127.0.0.1:8088", {})
