@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import aiohttp
 
@@ -165,7 +166,8 @@ class AriClient:
             raise PbxUnreachable("ARI client not started")
         target = "/ari" + request.path
         if request.params:
-            target += "?" + urlencode(request.params, quote_via=quote, safe=":,")
+            target += "?" + "&".join(f"{_escape(k)}={_escape(v)}"
+                                     for k, v in request.params.items())
         body = None if request.json is None else json.dumps(request.json).encode()
         try:
             return await self._http.request(request.method, target, body, self._request_timeout)
@@ -264,6 +266,15 @@ class AriClient:
             raise
         except Exception:
             _log.exception("ari_handler_failed")
+
+
+# query characters sent as they are (most ids and values): the rest is %-escaped ("+" too:
+# Asterisk reads it as a space)
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~:,-]*")
+
+
+def _escape(value: str) -> str:
+    return value if _PLAIN_QUERY.fullmatch(value) else quote(value, safe=":,")
 
 
 def _decode(body: bytes) -> Any:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 _HEAD_END = b"\r\n\r\n"
+# the framing headers of a lower-cased response head: (name, value)
+_FRAMING = re.compile(rb"\r\n(content-length|connection|transfer-encoding)[ \t]*:[ \t]*([^\r]*)")
 _MAX_HEAD = 64 * 1024
 _NO_BODY = frozenset({204, 304})
 
@@ -105,22 +108,21 @@ class _Connection(asyncio.Protocol):
             if len(self._buffer) > _MAX_HEAD:
                 raise ValueError("head too long")
             return False
-        lines = self._buffer[:end].decode("latin-1").split("\r\n")
-        version, status = lines[0].split(" ", 2)[:2]
-        if not version.startswith("HTTP/1."):
-            raise ValueError(f"not an HTTP/1 status line: {lines[0][:40]!r}")
+        head = bytes(self._buffer[:end]).lower()
+        version, status = head.partition(b"\r\n")[0].split(b" ", 2)[:2]
+        if not version.startswith(b"http/1."):
+            raise ValueError(f"not an HTTP/1 status line: {head[:40]!r}")
         self._status = int(status)
-        self._keep = version == "HTTP/1.1"
+        self._keep = version == b"http/1.1"
         self._length = 0 if self._status in _NO_BODY else None
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length" and self._length is None:
-                self._length = int(value)
-            elif name == "connection" and value.strip().lower() == "close":
-                self._keep = False
-            elif name == "transfer-encoding":
-                raise ValueError(f"transfer-encoding {value.strip()} is not read")
+        for name, value in _FRAMING.findall(head):  # the only headers that matter here
+            if name == b"content-length":
+                if self._length is None:
+                    self._length = int(value)
+            elif name == b"connection":
+                self._keep = self._keep and b"close" not in value
+            else:
+                raise ValueError(f"transfer-encoding {value.strip()!r} is not read")
         if self._length is None:
             self._keep = False
         self._body_at = end + len(_HEAD_END)

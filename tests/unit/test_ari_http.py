@@ -130,6 +130,20 @@ async def test_no_content_and_a_body_that_runs_until_the_close() -> None:
         assert srv.connections == 2  # a body read to the close leaves nothing to reuse
 
 
+async def test_framing_headers_are_read_whatever_their_case_and_spacing() -> None:
+    async with serve(reply("200 OK", b"ab\r\nContent-Length: 9", "content-LENGTH:\t 21",
+                           "X-Connection: close")) as srv:
+        http = pool(srv)
+        assert (await http.request("GET", "/ari/a")).body == b"ab\r\nContent-Length: 9"
+        await http.request("GET", "/ari/a")
+        assert srv.connections == 1  # "X-Connection" is not "Connection"
+    async with serve(reply("204 No Content", b"", "CONNECTION: Close")) as srv:
+        http = pool(srv)
+        for _ in range(2):
+            await http.request("GET", "/ari/a")
+        assert srv.connections == 2
+
+
 async def test_a_connection_is_not_reused_after_close_or_when_idle_too_long() -> None:
     async with serve(reply("204 No Content", b"", "Connection: close")) as srv:
         http = pool(srv)
