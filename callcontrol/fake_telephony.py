@@ -131,11 +131,11 @@ class FakeTelephony:
         self.bridges[bridge_id] = []
 
     async def add_to_bridge(self, bridge_id: str, channel_id: str, *more: str) -> None:
-        for channel in (channel_id, *more):
-            self._do("add_to_bridge", bridge_id=bridge_id, channel_id=channel)
-            if bridge_id not in self.bridges:
-                raise NotFound(404, f"bridge {bridge_id} not found")
-            self.bridges[bridge_id].append(channel)
+        """One command, like the one ARI request: ``channel_ids`` lists every channel."""
+        self._do("add_to_bridge", bridge_id=bridge_id, channel_ids=[channel_id, *more])
+        if bridge_id not in self.bridges:
+            raise NotFound(404, f"bridge {bridge_id} not found")
+        self.bridges[bridge_id].extend((channel_id, *more))
 
     async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
         self._do("remove_from_bridge", bridge_id=bridge_id, channel_id=channel_id)

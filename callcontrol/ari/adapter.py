@@ -118,7 +118,8 @@ def translate(event: ari.AriEvent) -> list[tel.TelephonyEvent]:
 
 
 class AriTelephony:
-    """:class:`callcontrol.telephony.Telephony` over ARI: one REST call per command.
+    """:class:`callcontrol.telephony.Telephony` over ARI: one REST call per command (sent with
+    :meth:`AriClient.send`: a command's answer is not decoded).
 
     Errors are those of :meth:`AriClient.request`; :meth:`stop_playback` and
     :meth:`destroy_bridge` treat an object already gone as done.
@@ -138,22 +139,22 @@ class AriTelephony:
 
     async def answer(self, channel_id: str) -> None:
         """Answer an inbound channel."""
-        await self._client.request(ari.answer(channel_id))
+        await self._client.send(ari.answer(channel_id))
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         """Hang up a channel with an ARI hangup reason."""
-        await self._client.request(ari.hangup(channel_id, reason))
+        await self._client.send(ari.hangup(channel_id, reason))
 
     async def play(
         self, channel_id: str, media: Sequence[str], playback_id: str, language: str | None = None
     ) -> None:
         """Start ``media`` as one playback with the id we chose."""
-        await self._client.request(ari.play(channel_id, media, playback_id, language))
+        await self._client.send(ari.play(channel_id, media, playback_id, language))
 
     async def stop_playback(self, playback_id: str) -> None:
         """Stop a playback; one already finished is not an error."""
         try:
-            await self._client.request(ari.stop_playback(playback_id))
+            await self._client.send(ari.stop_playback(playback_id))
         except NotFound:
             return
 
@@ -169,7 +170,7 @@ class AriTelephony:
         terminate_on: tel.RecordTerminator = "none",
     ) -> None:
         """Start recording the channel into ``name`` (overwriting)."""
-        await self._client.request(
+        await self._client.send(
             ari.record(
                 channel_id,
                 name,
@@ -183,15 +184,15 @@ class AriTelephony:
 
     async def stop_recording(self, name: str) -> None:
         """Stop a live recording and keep its file."""
-        await self._client.request(ari.stop_recording(name))
+        await self._client.send(ari.stop_recording(name))
 
     async def mute_recording(self, name: str) -> None:
         """Write silence into a live recording until unmuted."""
-        await self._client.request(ari.mute_recording(name))
+        await self._client.send(ari.mute_recording(name))
 
     async def unmute_recording(self, name: str) -> None:
         """Undo :meth:`mute_recording`."""
-        await self._client.request(ari.unmute_recording(name))
+        await self._client.send(ari.unmute_recording(name))
 
     async def continue_in_dialplan(
         self,
@@ -202,7 +203,7 @@ class AriTelephony:
     ) -> None:
         """Hand the channel back to the dialplan."""
         request = ari.continue_in_dialplan(channel_id, context, extension, priority)
-        await self._client.request(request)
+        await self._client.send(request)
 
     async def create_channel(
         self,
@@ -220,51 +221,51 @@ class AriTelephony:
         if caller_id:
             values["CALLERID(all)"] = caller_id
             values["CONNECTEDLINE(all)"] = caller_id
-        await self._client.request(
+        await self._client.send(
             ari.create_channel(endpoint, self._client.app, channel_id, app_args, variables=values)
         )
 
     async def dial(self, channel_id: str, timeout_s: int, caller_id: str | None = None) -> None:
         """Dial a created channel; ``caller_id`` here is the id of the *channel* it is dialed
         for (ARI's ``caller``), which links the two legs in the Dial events."""
-        await self._client.request(ari.dial(channel_id, timeout_s, caller_id))
+        await self._client.send(ari.dial(channel_id, timeout_s, caller_id))
 
     async def ring(self, channel_id: str) -> None:
         """Indicate ringing to the channel."""
-        await self._client.request(ari.ring(channel_id))
+        await self._client.send(ari.ring(channel_id))
 
     async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
         """Start music on hold."""
-        await self._client.request(ari.start_moh(channel_id, moh_class))
+        await self._client.send(ari.start_moh(channel_id, moh_class))
 
     async def stop_moh(self, channel_id: str) -> None:
         """Stop music on hold."""
-        await self._client.request(ari.stop_moh(channel_id))
+        await self._client.send(ari.stop_moh(channel_id))
 
     async def start_silence(self, channel_id: str) -> None:
         """Send silence (Asterisk's silence generator; a playback ends it)."""
-        await self._client.request(ari.start_silence(channel_id))
+        await self._client.send(ari.start_silence(channel_id))
 
     async def stop_silence(self, channel_id: str) -> None:
         """Stop sending silence."""
-        await self._client.request(ari.stop_silence(channel_id))
+        await self._client.send(ari.stop_silence(channel_id))
 
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         """Create a bridge with a chosen id."""
-        await self._client.request(ari.create_bridge(bridge_id, kind))
+        await self._client.send(ari.create_bridge(bridge_id, kind))
 
     async def add_to_bridge(self, bridge_id: str, channel_id: str, *more: str) -> None:
         """Put channels into a bridge: one request, whatever their number."""
-        await self._client.request(ari.add_to_bridge(bridge_id, ",".join((channel_id, *more))))
+        await self._client.send(ari.add_to_bridge(bridge_id, ",".join((channel_id, *more))))
 
     async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
         """Take a channel out of a bridge."""
-        await self._client.request(ari.remove_from_bridge(bridge_id, channel_id))
+        await self._client.send(ari.remove_from_bridge(bridge_id, channel_id))
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         """Destroy a bridge; one already gone is not an error."""
         try:
-            await self._client.request(ari.destroy_bridge(bridge_id))
+            await self._client.send(ari.destroy_bridge(bridge_id))
         except NotFound:
             return
 

@@ -10,6 +10,7 @@ the I/O around it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -462,9 +463,12 @@ class Request:
     json: Any = None
 
 
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def _seg(value: str) -> str:
-    """Escape one path segment (ids may hold any character)."""
-    return quote(value, safe="")
+    """Escape one path segment (ids may hold any character; most need nothing)."""
+    return value if _PLAIN_SEGMENT.fullmatch(value) else quote(value, safe="")
 
 
 def _bool(value: bool) -> str:

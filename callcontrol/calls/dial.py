@@ -143,8 +143,7 @@ class _Dial:
                 return status
             await tel.create_bridge(self.bridge_id)
             self.bridged = True
-            await tel.add_to_bridge(self.bridge_id, ctx.channel_id)
-            await tel.add_to_bridge(self.bridge_id, self.leg)
+            await tel.add_to_bridge(self.bridge_id, ctx.channel_id, self.leg)
             if self.agent_id is not None:
                 self.agents.connected(self.agent_id)
                 ctx.update_call(agent_id=self.agent_id)

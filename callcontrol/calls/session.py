@@ -93,7 +93,8 @@ class CallAborted(CallerHungUp):
 
 
 class TrackedTelephony:
-    """The telephony port as one call sees it: remembers and logs the call's playbacks.
+    """The telephony port as one call sees it: remembers and logs the call's playbacks, and
+    whether the caller was hung up (the end of the call then sends no second hangup).
 
     After a crash the restarted daemon finds the last playback id on the call's timeline and
     stops it, so the channel can leave the application at once.
@@ -117,6 +118,11 @@ class TrackedTelephony:
     async def stop_playback(self, playback_id: str) -> None:
         self._session.active_playbacks.discard(playback_id)
         await self._inner.stop_playback(playback_id)
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self._inner.hangup(channel_id, reason)
+        if channel_id == self._session.channel_id:
+            self._session.hangup_sent = True
 
 
 QueueHandler = Callable[["CallSession", QueueRequest], Awaitable[QueueResult]]
@@ -148,6 +154,9 @@ class CallSession(PlaybackIds):
     # Set when the daemon or the PBX ended the call: its outcome wins over the flow's.
     aborted: CallAborted | None = None
     playback_seq: int = 0
+    # Asterisk accepted a hangup of the caller's channel (its hangup event may still be on
+    # the way): the end of the call does not ask again
+    hangup_sent: bool = False
     # False for a service call (feature code, callback legs): no row, no timeline of its own
     keeps_row: bool = True
     # the call's other channels at its start (an adopted agent leg, a callback's customer leg)
@@ -255,9 +264,9 @@ class CallSession(PlaybackIds):
         self.log("handed_to_dialplan")
 
     async def hang_up_unless_ended(self, outcome: Outcome) -> None:
-        """Hang the caller up at the end of the call, unless gone, handed to the dialplan or
-        lost with the PBX (nothing left to hang up)."""
-        if self.state is CallState.LIVE and outcome != "lost":
+        """Hang the caller up at the end of the call, unless gone, handed to the dialplan,
+        already hung up by the flow or lost with the PBX (nothing left to hang up)."""
+        if self.state is CallState.LIVE and outcome != "lost" and not self.hangup_sent:
             await quietly(self.raw_telephony.hangup(self.channel_id))
 
     def release_all(self) -> None:

@@ -116,14 +116,19 @@ class StubClient:
 
     def __init__(self, answers: dict[tuple[str, str], Any] | None = None) -> None:
         self.sent: list[ari.Request] = []
+        self.read: list[ari.Request] = []  # those whose answer was asked for
         self.answers = answers or {}
 
     async def request(self, request: ari.Request) -> Any:
+        self.read.append(request)
+        await self.send(request)
+        return self.answers.get((request.method, request.path))
+
+    async def send(self, request: ari.Request) -> None:
         self.sent.append(request)
         answer = self.answers.get((request.method, request.path))
         if isinstance(answer, Exception):
             raise answer
-        return answer
 
 
 def port(answers: dict[tuple[str, str], Any] | None = None) -> tuple[AriTelephony, StubClient]:
@@ -153,6 +158,7 @@ async def test_commands_send_the_matching_requests() -> None:
     assert create.json == {"variables": {"X": "1", "CALLERID(all)": '"Hotline" <100>',
                                          "CONNECTEDLINE(all)": '"Hotline" <100>'}}
     assert client.sent[4].params == {"timeout": "15", "caller": "c1"}
+    assert client.read == []  # no command's answer is decoded
 
 
 async def test_channels_join_a_bridge_in_one_request() -> None:

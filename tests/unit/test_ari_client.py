@@ -14,7 +14,7 @@ from aiohttp import WSMsgType, web
 
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.client import AriClient, backoff_delay
-from callcontrol.errors import NotFound, PbxUnreachable
+from callcontrol.errors import NotFound, PbxUnreachable, Unprocessable
 from callcontrol_testing.http import serve_app
 
 USER, PASSWORD = "cc-user", "s3cret-pw"
@@ -36,6 +36,14 @@ class StandIn:
     async def info(self, request: web.Request) -> web.Response:
         self.seen.append((request.path_qs, "info", request.headers.get("Authorization")))
         return web.json_response({"system": {"version": "22.10.1"}})
+
+    async def echo(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        return web.json_response({"query": dict(request.query), "body": body,
+                                  "type": request.content_type})
+
+    async def refuse(self, request: web.Request) -> web.Response:
+        return web.Response(status=422, text="Channel not in Stasis application")
 
     async def missing(self, request: web.Request) -> web.Response:
         return web.json_response({"message": "Channel not found"}, status=404)
@@ -69,6 +77,8 @@ async def standin() -> AsyncIterator[StandIn]:
     app.router.add_get("/ari/asterisk/info", state.info)
     app.router.add_get("/ari/channels/missing", state.missing)
     app.router.add_get("/ari/slow", state.slow)
+    app.router.add_post("/ari/echo", state.echo)
+    app.router.add_post("/ari/refuse", state.refuse)
     app.router.add_get("/ari/applications", state.applications)
     app.router.add_get("/ari/events", state.events)
     async with serve_app(app) as url:
@@ -111,6 +121,30 @@ async def test_requests_authenticate_in_a_header_and_map_errors(standin: StandIn
     finally:
         await client.close()
     assert PASSWORD not in repr(client)
+
+
+async def test_parameters_and_bodies_arrive_as_sent_and_commands_are_not_decoded(
+    standin: StandIn,
+) -> None:
+    """Query values keep every character (``+`` is not a space to Asterisk), JSON bodies are
+    typed as such; a command (``send``) maps refusals exactly as ``request`` does."""
+    client = make_client(standin.url)
+    await client.start()
+    try:
+        params = {"media": "sound:a,sound:b", "callerId": '"Help Desk" <+4930111>',
+                  "name": "2026/12/03/r 1&x=y"}
+        echoed = await client.request(ari.Request("POST", "/echo", params,
+                                                  {"variables": {"X": "ü"}}))
+        assert echoed == {"query": params, "body": {"variables": {"X": "ü"}},
+                          "type": "application/json"}
+        assert await client.send(ari.Request("POST", "/echo", params)) is None
+        with pytest.raises(Unprocessable) as refused:
+            await client.send(ari.Request("POST", "/refuse"))
+        assert refused.value.message == "Channel not in Stasis application"
+        with pytest.raises(NotFound):
+            await client.send(ari.Request("GET", "/channels/missing"))
+    finally:
+        await client.close()
 
 
 async def test_unreachable_and_not_started() -> None:

@@ -11,6 +11,7 @@ from callcontrol.calls.context import CallerHungUp, caller_info, play_and_wait
 from callcontrol.calls.manager import CallManager
 from callcontrol.calls.router import EventRouter
 from callcontrol.calls.session import TRANSITIONS, CallSession, CallState, CallStateError
+from callcontrol.errors import PbxUnreachable
 from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.store.records import CallClosed, CallEvent, CallOpened, Outcome, Record
 from callcontrol.telephony import ChannelEntered, ChannelHungUp, PlaybackFinished
@@ -108,6 +109,35 @@ async def test_caller_hangup_ends_the_call_without_hanging_up_again() -> None:
     assert "hangup" not in tel.names()
     closed = log.of(CallClosed)
     assert [c.outcome for c in closed if isinstance(c, CallClosed)] == ["completed"]
+
+
+async def test_a_flow_that_hung_up_the_caller_is_not_hung_up_again() -> None:
+    """The flow's own hangup (a hangup step, the end of a queue stay) is the call's last
+    request: the end of the call does not send a second one (its hangup event is still on
+    the way, so the session is still live). A hangup that failed is tried again."""
+    async def runner(ctx: CallSession) -> Outcome:
+        await ctx.telephony.hangup("agent-leg")  # another channel: the caller is still up
+        await ctx.telephony.hangup(ctx.channel_id, "normal")
+        return "completed"
+
+    tel, log, _, _ = await run_one(runner)
+    assert tel.names() == ["answer", "hangup", "hangup"]
+    assert [a["channel_id"] for n, a in tel.commands if n == "hangup"] == ["agent-leg", "ch1"]
+    assert [c.outcome for c in log.closed()] == ["completed"]
+
+    down = FakeTelephony()
+
+    async def failing(ctx: CallSession) -> Outcome:
+        down.fail["hangup"] = PbxUnreachable("link down")
+        try:
+            await ctx.telephony.hangup(ctx.channel_id)
+        except PbxUnreachable:
+            del down.fail["hangup"]
+        return "completed"
+
+    manager, session = start_call(down, MemoryLog(), EventRouter(), failing)
+    await asyncio.wait_for(manager._tasks[session.call_id], 5)
+    assert down.names() == ["answer", "hangup", "hangup"]
 
 
 async def test_crash_inside_the_flow_still_writes_a_final_row() -> None:

@@ -47,6 +47,8 @@ async def test_caller_reaches_agent_and_goes_on_after_agent_hangs_up(harness: Ha
     assert commands(harness, "create_channel", channel_id=leg)[0]["app_args"] == [
         "agent", "c1", "a1"]
     assert harness.telephony.bridges == {"c1-queue": ["c1-caller", leg]}
+    assert commands(harness, "add_to_bridge") == [  # caller and agent in one request
+        {"bridge_id": "c1-queue", "channel_ids": ["c1-caller", leg]}]
     assert harness.telephony.names().index("start_moh") < harness.telephony.names().index(
         "create_bridge")
     harness.switch.post(ChannelHungUp(channel_id=leg))
@@ -228,6 +230,8 @@ async def test_callback_keeps_place_merges_and_connects_agent_then_customer(
     assert not t2.done()  # the later caller still waits behind the callback
     agent_leg, customer_leg = list(harness.switch.endpoints)
     assert harness.telephony.bridges == {"c3-callback": [agent_leg, customer_leg]}
+    assert commands(harness, "add_to_bridge") == [  # both legs in one request
+        {"bridge_id": "c3-callback", "channel_ids": [agent_leg, customer_leg]}]
     harness.switch.post(ChannelHungUp(channel_id=customer_leg))
     await wait_for(lambda: "c3-callback" not in harness.telephony.bridges)
     assert commands(harness, "hangup", channel_id=agent_leg)
