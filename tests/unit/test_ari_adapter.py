@@ -12,7 +12,7 @@ from callcontrol import telephony as tel
 from callcontrol.ari import protocol as ari
 from callcontrol.ari.adapter import AriTelephony, translate
 from callcontrol.clock import utcnow
-from callcontrol.errors import NotFound, PbxRefused
+from callcontrol.errors import Conflict, NotFound, PbxRefused
 
 AT = datetime(2024, 5, 6, 8, 15, 31, 250000, tzinfo=UTC)
 
@@ -175,10 +175,15 @@ async def test_gone_playbacks_and_bridges_are_not_errors() -> None:
     telephony, _ = port({
         ("DELETE", "/playbacks/pb-1"): NotFound(404, "Playback not found"),
         ("DELETE", "/bridges/b-1"): NotFound(404, "Bridge not found"),
+        ("DELETE", "/bridges/b-2"): Conflict(409, "Bridge not in Stasis application"),
+        ("DELETE", "/bridges/b-3"): Conflict(409, "Something else"),
         ("DELETE", "/channels/c1"): NotFound(404, "Channel not found"),
     })
     await telephony.stop_playback("pb-1")
     await telephony.destroy_bridge("b-1")
+    await telephony.destroy_bridge("b-2")  # being destroyed: out of the app, not yet gone
+    with pytest.raises(Conflict):
+        await telephony.destroy_bridge("b-3")
     with pytest.raises(NotFound):
         await telephony.hangup("c1")
 
