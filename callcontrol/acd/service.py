@@ -110,7 +110,7 @@ class AcdService:
 
     async def restore_agents(self, engine: AsyncEngine) -> dict[str, str]:
         """At start: every agent back in its last journaled state."""
-        return await restore_agents(engine, self.core.board)
+        return await restore_agents(engine, self.core)
 
     async def restore_callbacks(
         self, engine: AsyncEngine, *, ready: Callable[[], Awaitable[None]] | None = None,
