@@ -44,6 +44,7 @@ from callcontrol.calls.context import (
     CallContext,
     QueueRequest,
     QueueResult,
+    TimelineEntry,
     caller_info,
     play_and_wait,
 )
@@ -72,19 +73,6 @@ class AdoptedCall(CallContext, Protocol):
 
 
 AdoptedRunner = Callable[[AdoptedCall], Awaitable[Outcome]]
-
-
-class TimelineEntry(Protocol):
-    """One timeline entry as the store returns it (``CallEventRow``)."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def data(self) -> dict[str, Any]: ...
-
-    @property
-    def at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,19 @@ class DialRequest:
     """The step's recording policy (overrides the flow's)."""
 
 
+class TimelineEntry(Protocol):
+    """One timeline entry as the store returns it (``CallEventRow``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
 class CallRecordings(Protocol):
     """The recordings of one call, as the flow engine, the ACD and the API drive them
     (implemented by :class:`callcontrol.recording.runtime.CallRecorder`; :class:`NoRecordings`
@@ -129,6 +142,11 @@ class CallRecordings(Protocol):
     async def finish(self) -> None:
         """The call ends: finish what is recording."""
 
+    def restore(self, timeline: Sequence[TimelineEntry], *, flow: str | None) -> None:
+        """An adopted call (its task not started yet): carry on from what its ``timeline``
+        says of its recordings (numbers taken, policy decisions, consent, mutes) and its entry
+        ``flow``."""
+
 
 class NoRecordings:
     """A call with no recorder: nothing is recorded."""
@@ -164,6 +182,9 @@ class NoRecordings:
 
     async def finish(self) -> None:
         """Nothing to finish."""
+
+    def restore(self, timeline: Sequence[TimelineEntry], *, flow: str | None) -> None:
+        """Nothing to carry on."""
 
 
 class CallContext(Protocol):
