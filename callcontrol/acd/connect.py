@@ -378,7 +378,8 @@ class _QueueSession:
         self.bridge_id = f"{self.ctx.call_id}-queue"
         try:  # independent requests go together: the caller waits for two round trips
             await _together(self._stop_playback(), self.moh(False),
-                            self.tel.create_bridge(self.bridge_id))
+                            self.tel.create_bridge(self.bridge_id,
+                                                   self.ctx.recordings.bridge_kind))
             await self.tel.add_to_bridge(self.bridge_id, self.ctx.channel_id, self.agent_leg)
         except TelephonyError as exc:
             self.ctx.log("agent_bridge_failed", agent_id=self.agent_id, error=str(exc))

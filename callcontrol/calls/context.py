@@ -92,6 +92,12 @@ class DialRequest:
     """The step's recording policy (overrides the flow's)."""
 
 
+MIXING = "mixing"
+"""The ARI bridge type of a call's bridge (Asterisk may bridge it natively)."""
+MIXING_WITH_DTMF = "mixing,dtmf_events"
+"""A mixing bridge that is never native, so every digit pressed in it is an ARI event."""
+
+
 class TimelineEntry(Protocol):
     """One timeline entry as the store returns it (``CallEventRow``)."""
 
@@ -114,6 +120,14 @@ class CallRecordings(Protocol):
     @property
     def recording(self) -> bool:
         """Whether a recording of the call is in progress."""
+
+    @property
+    def bridge_kind(self) -> str:
+        """The ARI bridge type for the current leg's bridge with an agent or a dialed party:
+        ``mixing,dtmf_events`` when the leg's policy records or records on demand (the in-call
+        codes must be heard: Asterisk's native RTP bridge, used for two calls with the same
+        codec and no recording, passes RFC 4733 digits through and raises no DTMF event),
+        else ``mixing``."""
 
     async def leg(self, *, flow: str | None = None, queue: str | None = None,
                   step: str | None = None) -> None:
@@ -155,6 +169,11 @@ class NoRecordings:
     def recording(self) -> bool:
         """Never."""
         return False
+
+    @property
+    def bridge_kind(self) -> str:
+        """No codes to hear: the plain mixing bridge."""
+        return MIXING
 
     async def leg(self, *, flow: str | None = None, queue: str | None = None,
                   step: str | None = None) -> None:

@@ -29,7 +29,13 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.calls.context import CallContext, TimelineEntry, play_and_wait
+from callcontrol.calls.context import (
+    MIXING,
+    MIXING_WITH_DTMF,
+    CallContext,
+    TimelineEntry,
+    play_and_wait,
+)
 from callcontrol.clock import utcnow
 from callcontrol.config import RecordingSettings
 from callcontrol.errors import TelephonyError
@@ -97,6 +103,15 @@ class CallRecorder:
     def recording(self) -> bool:
         """Whether a recording is in progress."""
         return self.active is not None
+
+    @property
+    def bridge_kind(self) -> str:
+        """``mixing,dtmf_events`` when the leg's policy records or records on demand, so the
+        agent's in-call codes reach the daemon (see the port), else ``mixing``."""
+        decision = self.decisions.get(self.leg_policy) if self.leg_policy else None
+        if decision is not None and (decision.record or decision.on_demand):
+            return MIXING_WITH_DTMF
+        return MIXING
 
     # -- policy ------------------------------------------------------------------------------
     def _decision(self, name: str) -> Decision:

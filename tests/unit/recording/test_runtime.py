@@ -188,3 +188,16 @@ async def test_a_recording_stopped_before_the_restart_leaves_no_orphan_to_stop(
     assert await rec.start()
     assert [r.n for r in records if isinstance(r, RecordingStarted)] == [2]
     assert names(call) == ["start_call_recording"]
+
+
+async def test_a_leg_that_records_or_may_record_gets_a_bridge_that_hears_the_agents_codes(
+    tmp_path: Path,
+) -> None:
+    rec, _, _ = recorder(tmp_path)
+    assert rec.bridge_kind == "mixing"  # no leg yet
+    await rec.leg(queue="q", step="none")
+    assert rec.bridge_kind == "mixing"  # nothing to record: Asterisk may bridge natively
+    await rec.leg(queue="q", step="asked")
+    assert rec.bridge_kind == "mixing,dtmf_events"  # *49 must be heard before any recording
+    await rec.leg(queue="q", step="kept")
+    assert rec.bridge_kind == "mixing,dtmf_events"  # *47/*49 heard after a stop too
