@@ -39,7 +39,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.acd.adopt import Adoption, TimelineEntry
+from callcontrol.acd.adopt import Adoption
+from callcontrol.calls.context import TimelineEntry
 from callcontrol.calls.manager import CallManager
 from callcontrol.calls.router import EventRouter
 from callcontrol.clock import utcnow
@@ -186,6 +187,7 @@ class Recovery:
                                       caller_name=row.caller_name, extension=row.extension,
                                       runner=adoption.runner, playbacks=len(playbacks),
                                       claims=adoption.claims)
+            session.recordings.restore(timeline, flow=row.flow)
             session.log("recovered", adopted=adoption.kind, **adoption.details)
             log.info("call_adopted", call_id=row.call_id, state=adoption.kind)
             return None

@@ -21,7 +21,9 @@ with the daemon), so an exit that would go back to the flow ends the call here i
                                           ``overflow``, ``interrupted``
 
 Agents come back first (:func:`restore_agents`, at start): each in the state its journal showed
-last, an agent on a call still ``on_call`` with it until the call is adopted or found gone.
+last, an agent on a call still ``on_call`` with it until the call is adopted or found gone, an
+agent in wrap-up for a queue that requires a disposition held again until the call gets one (or
+``wrap_up_max`` from the call's end passes: ``missing``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.acd.agents import AgentBoard, AgentStateError
+from callcontrol.acd.agents import AgentStateError, HeldWrapUp
 from callcontrol.acd.connect import request_from_details, resume_talking, resume_waiting
 from callcontrol.acd.queues import QueueEntry, QueueFull
 from callcontrol.acd.router import Acd
@@ -42,12 +44,14 @@ from callcontrol.calls.context import (
     CallContext,
     QueueRequest,
     QueueResult,
+    TimelineEntry,
     caller_info,
     play_and_wait,
 )
 from callcontrol.logging import get_logger
-from callcontrol.store.adoption import last_agent_states
+from callcontrol.store.adoption import dispositions_of, last_agent_states
 from callcontrol.store.records import Outcome
+from callcontrol.store.tables import AgentEventRow, CallEventRow
 from callcontrol.telephony import ChannelInfo
 
 _log = get_logger(__name__)
@@ -69,19 +73,6 @@ class AdoptedCall(CallContext, Protocol):
 
 
 AdoptedRunner = Callable[[AdoptedCall], Awaitable[Outcome]]
-
-
-class TimelineEntry(Protocol):
-    """One timeline entry as the store returns it (``CallEventRow``)."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def data(self) -> dict[str, Any]: ...
-
-    @property
-    def at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -210,19 +201,45 @@ async def _end(ctx: AdoptedCall, result: QueueResult) -> Outcome:
     return FALLBACK_OUTCOMES.get(result.exit, "interrupted")
 
 
-async def restore_agents(engine: AsyncEngine, board: AgentBoard) -> dict[str, str]:
+async def restore_agents(engine: AsyncEngine, acd: Acd) -> dict[str, str]:
     """Put every agent back in the state its last journaled change left it in (a restarted
-    daemon starts with all agents logged out). Returns agent id -> restored state."""
-    rows = await last_agent_states(engine)
+    daemon starts with all agents logged out); an agent held in wrap-up for a required
+    disposition its call has not got is held again (:func:`held_wrap_up`). Returns agent id
+    -> restored state."""
+    board = acd.board
+    rows = [row for row in await last_agent_states(engine) if row.agent_id in board.agents]
+    wrapping = {str(row.data["call_id"]) for row in rows
+                if row.data.get("to") == "wrap_up" and row.data.get("call_id")}
+    given: dict[str, list[CallEventRow]] = {}
+    for entry in await dispositions_of(engine, wrapping):
+        given.setdefault(entry.call_id, []).append(entry)
     restored: dict[str, str] = {}
     for row in rows:
-        if row.agent_id not in board.agents:
-            continue
         data = row.data
         state = board.restore(row.agent_id, str(data.get("to", "logged_out")),
                               reason=str(data.get("pause_reason") or ""),
-                              call_id=data.get("call_id"), queue=data.get("queue"))
+                              call_id=data.get("call_id"), queue=data.get("queue"),
+                              held=held_wrap_up(acd, row, given.get(str(data.get("call_id")), [])))
         restored[row.agent_id] = state.value
     if restored:
         _log.info("agents_restored", agents=restored)
     return restored
+
+
+def held_wrap_up(acd: Acd, row: AgentEventRow, given: Sequence[TimelineEntry]
+                 ) -> HeldWrapUp | None:
+    """The disposition hold an agent's last state change ``row`` left (``None`` when there is
+    none): the agent went into wrap-up after a call of a queue that requires a disposition,
+    and that call got none from this agent (nor ``missing``) since (``given``: the call's
+    ``disposition`` and ``disposition_missing`` entries)."""
+    data = row.data
+    call_id, queue = data.get("call_id"), data.get("queue")
+    if data.get("to") != "wrap_up" or not call_id or queue not in acd.lines:
+        return None
+    wrap_up_s, hold = acd.wrap_up_of(row.agent_id, str(queue))
+    if hold is None:
+        return None
+    for entry in given:
+        if entry.at >= row.at and entry.data.get("agent_id") == row.agent_id:
+            return None
+    return HeldWrapUp(row.at, wrap_up_s, hold)

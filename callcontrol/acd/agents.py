@@ -21,7 +21,8 @@ A logout or pause asked for while the agent rings or talks (or is held for a dis
 kept as pending and applied when the call (and its wrap-up) ends; an agent whose headset is not
 registered is never offered a call. After a daemon restart, :meth:`AgentBoard.restore` puts
 each agent back in the state its journal showed last (an agent on a call keeps it until the
-call is adopted or found gone; a disposition hold is not kept).
+call is adopted or found gone; an agent held in wrap-up for a required disposition is held
+again, until the code comes or what is left of ``wrap_up_max`` passes).
 Everything here is synchronous: call it from the event loop, never from a thread.
 """
 
@@ -57,8 +58,9 @@ class AgentState(StrEnum):
 
 S = AgentState
 TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
-    # paused and on_call only when a restarted daemon restores an agent (AgentBoard.restore)
-    S.LOGGED_OUT: frozenset({S.AVAILABLE, S.UNREACHABLE, S.PAUSED, S.ON_CALL}),
+    # paused, on_call and wrap_up only when a restarted daemon restores an agent
+    # (AgentBoard.restore)
+    S.LOGGED_OUT: frozenset({S.AVAILABLE, S.UNREACHABLE, S.PAUSED, S.ON_CALL, S.WRAP_UP}),
     S.AVAILABLE: frozenset({S.RINGING, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
     S.RINGING: frozenset({S.ON_CALL, S.AVAILABLE, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
     S.ON_CALL: frozenset({S.WRAP_UP, S.AVAILABLE, S.PAUSED, S.LOGGED_OUT, S.UNREACHABLE}),
@@ -81,6 +83,17 @@ def disposition_update(call_id: str, code: str, label: str | None, note: str | N
     return CallUpdated(call_id=call_id, at=at, fields={
         "disposition": code, "disposition_label": label, "disposition_note": note,
         "disposition_by": by, "disposition_at": at})
+
+
+@dataclass(frozen=True)
+class HeldWrapUp:
+    """A wrap-up a restarted daemon holds again for a required disposition: the call ended at
+    ``ended_at``; its wrap-up lasts ``wrap_up_s`` seconds, the hold at most ``disposition_max``
+    (both from ``ended_at``)."""
+
+    ended_at: datetime
+    wrap_up_s: float
+    disposition_max: float
 
 
 class AgentStateError(CallControlError):
@@ -350,14 +363,23 @@ class AgentBoard:
             self._transition(agent, self._rest_state(agent), "call_ended")
             return
         self._transition(agent, AgentState.WRAP_UP, "call_ended")
-        agent.wrap_up_until = now + timedelta(seconds=max(wrap_up_s, 0.0))
+        self._start_wrap_up(agent, now, wrap_up_s, disposition_max)
+
+    def _start_wrap_up(self, agent: Agent, ended_at: datetime, wrap_up_s: float,
+                       disposition_max: float | None) -> None:
+        """The wrap-up timers of a call that ended at ``ended_at`` (now, or before a restart:
+        only what is left of each runs)."""
+        elapsed = max(0.0, (self._clock() - ended_at).total_seconds())
+        agent.wrap_up_until = ended_at + timedelta(seconds=max(wrap_up_s, 0.0))
         loop = asyncio.get_running_loop()
-        if wrap_up_s > 0:
-            agent._wrap_timer = loop.call_later(wrap_up_s, self._wrap_up_done, agent.id)
+        if wrap_up_s > elapsed:
+            agent._wrap_timer = loop.call_later(wrap_up_s - elapsed, self._wrap_up_done,
+                                                agent.id)
         if disposition_max is not None:
             agent.awaiting_disposition = True
-            agent._hold_timer = loop.call_later(max(disposition_max, wrap_up_s),
-                                                self._disposition_missing, agent.id)
+            agent._hold_timer = loop.call_later(
+                max(0.0, max(disposition_max, wrap_up_s) - elapsed), self._disposition_missing,
+                agent.id)
 
     def in_wrap_up_for(self, call_id: str) -> Agent | None:
         """The agent in wrap-up after ``call_id``, if any."""
@@ -380,10 +402,14 @@ class AgentBoard:
     # -- after a daemon restart (callcontrol.acd.adopt) ---------------------------------
 
     def restore(self, agent_id: str, state: str, *, reason: str = "",
-                call_id: str | None = None, queue: str | None = None) -> AgentState:
+                call_id: str | None = None, queue: str | None = None,
+                held: HeldWrapUp | None = None) -> AgentState:
         """Put a logged-out agent back in the state its journal showed last (``state``, with
         its pause ``reason`` or its ``call_id``/``queue``). ``on_call`` keeps the call until it
-        is adopted or released; ``ringing`` and ``wrap_up`` come back as the rest state."""
+        is adopted or released; ``wrap_up`` held for a required disposition (``held``: the
+        call has none yet) comes back held, with what is left of its timers (a hold already
+        over records ``missing`` at once); ``ringing`` and any other ``wrap_up`` come back as
+        the rest state."""
         agent = self.get(agent_id)
         if agent.state is not AgentState.LOGGED_OUT or state == AgentState.LOGGED_OUT:
             return agent.state
@@ -391,6 +417,11 @@ class AgentBoard:
             agent.call_id, agent.queue = call_id, queue
             self._transition(agent, AgentState.ON_CALL, "restored")
             self.awaiting_adoption.add(agent_id)
+        elif state == AgentState.WRAP_UP and call_id and held is not None:
+            agent.call_id, agent.queue = call_id, queue
+            agent.last_call_end = agent.idle_since = held.ended_at
+            self._transition(agent, AgentState.WRAP_UP, "restored")
+            self._start_wrap_up(agent, held.ended_at, held.wrap_up_s, held.disposition_max)
         elif state == AgentState.PAUSED:
             agent.reason = reason if reason in self.pause_reasons else self.pause_reasons[0]
             self._transition(agent, AgentState.PAUSED, "restored")

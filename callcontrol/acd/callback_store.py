@@ -35,9 +35,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.acd.adopt import TimelineEntry
 from callcontrol.acd.queues import QueueEntry
 from callcontrol.acd.router import Acd
+from callcontrol.calls.context import TimelineEntry
 from callcontrol.logging import get_logger
 from callcontrol.store.callbacks import open_callback_timelines
 

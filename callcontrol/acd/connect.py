@@ -102,7 +102,8 @@ def request_details(request: QueueRequest) -> dict[str, Any]:
     variables are left out: they may hold personal data and the ACD does not need them)."""
     return {"skills": dict(request.skills), "max_wait": request.max_wait,
             "announce_position": request.announce_position, "moh": request.moh,
-            "callback": request.callback, "keys": dict(request.keys)}
+            "callback": request.callback, "keys": dict(request.keys),
+            "recording": request.recording}
 
 
 def request_from_details(data: Mapping[str, Any]) -> QueueRequest:
@@ -113,6 +114,7 @@ def request_from_details(data: Mapping[str, Any]) -> QueueRequest:
         max_wait=data.get("max_wait"), announce_position=data.get("announce_position"),
         moh=data.get("moh"), callback=bool(data.get("callback", False)),
         keys={str(k): str(v) for k, v in (data.get("keys") or {}).items()},
+        recording=data.get("recording"),
     )
 
 
@@ -120,9 +122,15 @@ async def resume_waiting(ctx: CallContext, request: QueueRequest, acd: Acd, entr
                          ) -> QueueResult:
     """An adopted caller already back in line (``entry``, see :meth:`Acd.readmit`): music on
     hold again, then the stay goes on as if it never stopped (``max_wait`` counts from the
-    entry's time)."""
+    entry's time). The queue leg's recording policy applies again (the recorder carries on
+    from the call's timeline: :meth:`~callcontrol.calls.context.CallRecordings.restore`)."""
     session = _QueueSession(ctx, request, acd, entry)
-    return await session.run(session.wait)
+
+    async def stage() -> QueueResult:
+        await _recording_leg(ctx, request)
+        return await session.wait()
+
+    return await session.run(stage)
 
 
 async def resume_talking(
@@ -132,13 +140,16 @@ async def resume_talking(
     """An adopted caller still bridged with ``agent_id`` (already ``on_call`` with it, see
     :meth:`Acd.adopt_connection`): wait for the end of the conversation as in a normal stay.
     ``agent_leg`` is ``None`` when the agent hung up while no daemon watched; ``talk_s``: the
-    seconds talked before the adoption (so ``agent_disconnected`` counts the whole talk)."""
+    seconds talked before the adoption (so ``agent_disconnected`` counts the whole talk). The
+    queue leg's recording policy applies again (an ``on_demand`` recording can be started);
+    a recording the previous daemon made is not resumed (recovery finished its file)."""
     session = _QueueSession(ctx, request, acd, entry)
     session.agent_id, session.agent_leg, session.bridge_id = agent_id, agent_leg, bridge_id
     session.agent_leg_up = agent_leg is not None
     session.talking_since = session.loop.time() - talk_s
 
     async def stage() -> QueueResult:
+        await _recording_leg(ctx, request)
         if agent_leg is None:
             session.end_by = "agent"
             return QueueResult("after", agent_id)
@@ -367,7 +378,8 @@ class _QueueSession:
         self.bridge_id = f"{self.ctx.call_id}-queue"
         try:  # independent requests go together: the caller waits for two round trips
             await _together(self._stop_playback(), self.moh(False),
-                            self.tel.create_bridge(self.bridge_id))
+                            self.tel.create_bridge(self.bridge_id,
+                                                   self.ctx.recordings.bridge_kind))
             await self.tel.add_to_bridge(self.bridge_id, self.ctx.channel_id, self.agent_leg)
         except TelephonyError as exc:
             self.ctx.log("agent_bridge_failed", agent_id=self.agent_id, error=str(exc))

@@ -316,15 +316,20 @@ class Acd:
     ) -> None:
         """A bridged call ended (``by``: ``agent``, ``caller`` or ``transfer``): wrap-up."""
         self._connections.pop(agent_id, None)
-        agent = self.board.get(agent_id)
-        config = self.lines[queue].config
-        wrap = agent.config.wrap_up
-        wrap_up_s = wrap if wrap is not None else config.wrap_up
+        wrap_up_s, hold = self.wrap_up_of(agent_id, queue)
         self.log_call(call_id, "agent_disconnected", queue=queue, agent_id=agent_id, by=by,
                       talk_s=round(talk_s, 3), hold_s=round(hold_s, 3))
-        codes = config.dispositions
-        hold = codes.wrap_up_max if codes is not None and codes.required else None
         self.board.call_ended(agent_id, wrap_up_s, disposition_max=hold)
+
+    def wrap_up_of(self, agent_id: str, queue: str) -> tuple[float, float | None]:
+        """The agent's wrap-up seconds after a call of ``queue`` (the agent's own, else the
+        queue's), and the queue's ``wrap_up_max`` when it requires a disposition (else
+        ``None``)."""
+        config = self.lines[queue].config
+        wrap = self.board.get(agent_id).config.wrap_up
+        codes = config.dispositions
+        return (wrap if wrap is not None else config.wrap_up,
+                codes.wrap_up_max if codes is not None and codes.required else None)
 
     def ring_cancelled(self, entry: QueueEntry, agent_id: str) -> None:
         """The ring was stopped for a reason not the agent's (the caller left, max wait, a

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.acd.adopt import Adoption, TimelineEntry, plan_adoption, restore_agents
+from callcontrol.acd.adopt import Adoption, plan_adoption, restore_agents
 from callcontrol.acd.agents import AgentBoard
 from callcontrol.acd.callback import callback_bridge_id
 from callcontrol.acd.callback_store import RestoredCallbacks, restore_callbacks
@@ -34,6 +34,7 @@ from callcontrol.acd.feature_codes import FeatureCodes
 from callcontrol.acd.roster import AgentRoster
 from callcontrol.acd.router import Acd
 from callcontrol.acd.stats import TodayLog
+from callcontrol.calls.context import TimelineEntry
 from callcontrol.calls.inbox import AcdMessage
 from callcontrol.calls.router import EventRouter
 from callcontrol.calls.session import ServiceCalls
@@ -110,7 +111,7 @@ class AcdService:
 
     async def restore_agents(self, engine: AsyncEngine) -> dict[str, str]:
         """At start: every agent back in its last journaled state."""
-        return await restore_agents(engine, self.core.board)
+        return await restore_agents(engine, self.core)
 
     async def restore_callbacks(
         self, engine: AsyncEngine, *, ready: Callable[[], Awaitable[None]] | None = None,

@@ -105,6 +105,25 @@ class VoicemailMessage:
     policy: str
 
 
+MIXING = "mixing"
+"""The ARI bridge type of a call's bridge (Asterisk may bridge it natively)."""
+MIXING_WITH_DTMF = "mixing,dtmf_events"
+"""A mixing bridge that is never native, so every digit pressed in it is an ARI event."""
+
+
+class TimelineEntry(Protocol):
+    """One timeline entry as the store returns it (``CallEventRow``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
 class CallRecordings(Protocol):
     """The recordings of one call, as the flow engine, the ACD and the API drive them
     (implemented by :class:`callcontrol.recording.runtime.CallRecorder`; :class:`NoRecordings`
@@ -114,6 +133,14 @@ class CallRecordings(Protocol):
     @property
     def recording(self) -> bool:
         """Whether a recording of the call is in progress."""
+
+    @property
+    def bridge_kind(self) -> str:
+        """The ARI bridge type for the current leg's bridge with an agent or a dialed party:
+        ``mixing,dtmf_events`` when the leg's policy records or records on demand (the in-call
+        codes must be heard: Asterisk's native RTP bridge, used for two calls with the same
+        codec and no recording, passes RFC 4733 digits through and raises no DTMF event),
+        else ``mixing``."""
 
     async def leg(self, *, flow: str | None = None, queue: str | None = None,
                   step: str | None = None) -> None:
@@ -151,6 +178,11 @@ class CallRecordings(Protocol):
         """Asterisk stopped recording ``message`` (finished, failed, or the caller hung up):
         its file joins the recordings and its row gets the figures (in the background)."""
 
+    def restore(self, timeline: Sequence[TimelineEntry], *, flow: str | None) -> None:
+        """An adopted call (its task not started yet): carry on from what its ``timeline``
+        says of its recordings (numbers taken, policy decisions, consent, mutes) and its entry
+        ``flow``."""
+
 
 class NoRecordings:
     """A call with no recorder: nothing is recorded."""
@@ -159,6 +191,11 @@ class NoRecordings:
     def recording(self) -> bool:
         """Never."""
         return False
+
+    @property
+    def bridge_kind(self) -> str:
+        """No codes to hear: the plain mixing bridge."""
+        return MIXING
 
     async def leg(self, *, flow: str | None = None, queue: str | None = None,
                   step: str | None = None) -> None:
@@ -193,6 +230,9 @@ class NoRecordings:
 
     def voicemail_ended(self, message: VoicemailMessage) -> None:
         """Nothing to finish."""
+
+    def restore(self, timeline: Sequence[TimelineEntry], *, flow: str | None) -> None:
+        """Nothing to carry on."""
 
 
 class CallContext(Protocol):

@@ -141,7 +141,7 @@ class _Dial:
             status = await self._ring(self.request.timeout)
             if status != "answered":
                 return status
-            await tel.create_bridge(self.bridge_id)
+            await tel.create_bridge(self.bridge_id, ctx.recordings.bridge_kind)
             self.bridged = True
             await tel.add_to_bridge(self.bridge_id, ctx.channel_id, self.leg)
             if self.agent_id is not None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,14 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcontrol.calls.context import CallContext, VoicemailMessage, play_and_wait
+from callcontrol.calls.context import (
+    MIXING,
+    MIXING_WITH_DTMF,
+    CallContext,
+    TimelineEntry,
+    VoicemailMessage,
+    play_and_wait,
+)
 from callcontrol.clock import utcnow
 from callcontrol.config import VOICEMAIL, RecordingSettings
 from callcontrol.errors import TelephonyError
@@ -93,6 +101,8 @@ class CallRecorder:
     consent_played: bool = False
     mutes: set[str] = field(default_factory=set)
     digits: dict[str, str] = field(default_factory=dict)
+    orphan: bool = False
+    """A recording a previous daemon started may still run in Asterisk (an adopted call)."""
 
     @property
     def settings(self) -> RecordingSettings:
@@ -103,6 +113,15 @@ class CallRecorder:
     def recording(self) -> bool:
         """Whether a recording is in progress."""
         return self.active is not None
+
+    @property
+    def bridge_kind(self) -> str:
+        """``mixing,dtmf_events`` when the leg's policy records or records on demand, so the
+        agent's in-call codes reach the daemon (see the port), else ``mixing``."""
+        decision = self.decisions.get(self.leg_policy) if self.leg_policy else None
+        if decision is not None and (decision.record or decision.on_demand):
+            return MIXING_WITH_DTMF
+        return MIXING
 
     # -- policy ------------------------------------------------------------------------------
     def _decision(self, name: str) -> Decision:
@@ -139,6 +158,34 @@ class CallRecorder:
         else:  # outside the call's task: its events are the task's to read
             await self.ctx.telephony.play(self.ctx.channel_id, media, playback)
 
+    def restore(self, timeline: Sequence[TimelineEntry], *, flow: str | None) -> None:
+        """An adopted call: the next recording takes the number after the call's last one,
+        the policies decided before stay decided (not logged again), a consent played is not
+        played again, what muted the recordings still mutes them, and a recording the previous
+        daemon left running (its file finished at recovery) is stopped before the next one
+        starts."""
+        self.flow = self.flow or flow
+        open_ids: set[str] = set()
+        for entry in timeline:
+            data = entry.data
+            if entry.kind == "recording_started":
+                self.count = max(self.count, int(data.get("n") or 0))
+                if "recording_id" in data:  # a voicemail message's entry names no MixMonitor
+                    open_ids.add(str(data["recording_id"]))
+            elif entry.kind in ("recording_stopped", "recording_failed"):
+                open_ids.discard(str(data.get("recording_id")))
+            elif entry.kind == "recording_decision":
+                name = str(data["policy"])
+                self.decisions[name] = Decision(
+                    self.ctx.call_id, name, bool(data.get("record")),
+                    bool(data.get("on_demand")), str(data.get("reason") or ""))
+            elif entry.kind == "recording_consent":
+                self.consent_played = True
+            elif entry.kind in ("recording_muted", "recording_unmuted"):
+                muted = entry.kind == "recording_muted"
+                (self.mutes.add if muted else self.mutes.discard)(str(data.get("by")))
+        self.orphan = bool(open_ids)
+
     # -- start and stop ----------------------------------------------------------------------
     async def start(self, by: str = "policy", *, on_demand: bool = False,
                     wait_consent: bool = True) -> bool:
@@ -170,6 +217,10 @@ class CallRecorder:
         self.ctx.log("recording_started", recording_id=active.recording_id, n=self.count,
                      path=relative, policy=policy, by=by)
         self.active = active
+        if self.orphan:  # one MixMonitor per channel: a mute must reach the one we record
+            self.orphan = False
+            with contextlib.suppress(TelephonyError):
+                await self.service.port.stop_call_recording(active.channel_id)
         try:
             await self.service.port.start_call_recording(
                 active.channel_id, paths.pbx.to_pbx(partial), stereo=stereo)

@@ -28,6 +28,8 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 import pytest_asyncio
+import sqlalchemy as sa
+from sqlmodel import col
 
 from callcontrol import audio
 from callcontrol.api.auth import TokenStore
@@ -36,9 +38,10 @@ from callcontrol.pbx.ports import free_port
 from callcontrol.recording.files import measure
 from callcontrol.recording.paths import relative_path
 from callcontrol.sipua.client import SipPeer
-from callcontrol.store.db import create_engine
+from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.recording_queries import apply_now, get_recording
 from callcontrol.store.records import RecordingFinished, RecordingStarted, new_id
+from callcontrol.store.tables import AgentEventRow
 from callcontrol_testing.daemon import DaemonApi, DaemonProcess, write_config
 from callcontrol_testing.testbed import CUSTOMER_NUMBERS, PbxTestbed
 from callcontrol_testing.waiting import eventually
@@ -472,3 +475,49 @@ async def test_recordings_check_finds_an_orphan_a_missing_file_and_a_changed_fil
                                             for f in json.loads(out)}
     status, body = await bed.api("sup")("GET", f"/api/recordings/{gone_id}")
     assert status == 404 and body["error"]["id"] == "recording_file_missing"
+
+
+async def test_a_required_disposition_hold_is_kept_across_a_daemon_restart(
+    bed: Bed, customer: SipPeer, tmp_path: Path,
+) -> None:
+    a1 = await _headset(bed, "a1", tmp_path)
+    try:
+        call_id = await _talk_and_hang_up(bed, customer, "410", "a1", ("2468", "1357"))
+        held = await bed.wait_agent("a1", "wrap_up")
+        assert held["awaiting_disposition"] is True and held["call_id"] == call_id
+        bed.daemon.kill()
+        await bed.daemon.wait_exit()
+        bed.daemon = DaemonProcess(bed.config_file, bed.daemon.http_port,
+                                   bed.config_file.parent / "daemon-restarted.log")
+        await bed.daemon.start(40)
+        back = await bed.wait_agent("a1", "wrap_up", timeout=10)
+        assert (back["state"], back["awaiting_disposition"], back["call_id"]) == (
+            "wrap_up", True, call_id), back
+        ends = datetime.fromisoformat(held["since"]) + timedelta(seconds=WRAP_UP + 1.0)
+        await asyncio.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()))
+        assert (await bed.agent("a1"))["state"] == "wrap_up"  # held past the wrap-up time
+        status, body = await bed.api("a1")("POST", f"/api/calls/{call_id}/disposition",
+                                           {"code": "1"})
+        assert status == 200, body
+        await bed.wait_agent("a1", "available")
+    finally:
+        await a1.close()
+    await bed.wait_timeline(call_id, "disposition", code="1")
+
+    async def coded() -> dict[str, Any] | None:
+        row = await bed.call(call_id)
+        return row if row["disposition"] is not None else None
+
+    row = await eventually(coded, 10, "the disposition on the call row")
+    assert (row["disposition"], row["disposition_by"]) == ("1", "agent:a1")
+    engine = create_engine(bed.db_url)
+    try:
+        async with session_factory(engine)() as session:
+            rows = (await session.execute(
+                sa.select(AgentEventRow).where(col(AgentEventRow.agent_id) == "a1")
+                .order_by(col(AgentEventRow.id)))).scalars().all()
+    finally:
+        await engine.dispose()
+    moves = [(r.data["from"], r.data["to"], r.data["reason"]) for r in rows]
+    restored = moves.index(("logged_out", "wrap_up", "restored"))
+    assert moves[restored + 1] == ("wrap_up", "available", "disposition_given"), moves

@@ -6,8 +6,9 @@ IVR flow recorded by the flow's policy with a sensitive gather, one where the ca
 voicemail message while the call recording runs muted, and one sampled at 50 % (sipp
 callers). Each test reads the recording row, the file under the recordings root (per channel:
 caller 440 Hz left, agent 1 kHz right), the call's timeline, and for the secret: the database,
-the journal, the daemon's log and the API. The daemon SIGKILL test runs last: it restarts the
-daemon.
+the journal, the daemon's log and the API. The agent's in-call headset codes (mute, on demand)
+are sent as RFC 4733 digits from the headset during the bridged call. The daemon SIGKILL tests
+run last: they restart the daemon.
 """
 
 from __future__ import annotations
@@ -289,6 +290,64 @@ async def test_on_demand_starts_when_asked_through_the_api(bed: RecBed) -> None:
     assert status == 404 and answer["error"]["id"] == "call_not_live"
 
 
+async def test_the_agent_mutes_and_unmutes_the_recording_from_the_headset(bed: RecBed) -> None:
+    async with bed.headset("ra") as agent, bed.caller() as caller:
+        sip_call, agent_call, call_id = await bed.agent_call("ra", caller, agent)
+        row = await bed.recording(call_id, "recording")
+        await asyncio.sleep(1.5)  # both tones recorded before the mute
+        await agent.send_dtmf(agent_call, "*47")
+        muted = await bed.event(call_id, "recording_muted", timeout=10)
+        await asyncio.sleep(2.5)  # the muted span
+        await agent.send_dtmf(agent_call, "*47")  # the same code unmutes
+        unmuted = await bed.event(call_id, "recording_unmuted", timeout=10)
+        await asyncio.sleep(1.5)  # both tones again
+        await caller.hangup(sip_call)
+        row = await bed.recording(call_id, "complete")
+    assert muted.data["by"] == unmuted.data["by"] == "agent:ra"
+    assert muted.data["recording_id"] == unmuted.data["recording_id"] == row.id
+    assert muted.data["silent"] is True and unmuted.data["silent"] is False
+    start = (muted.at - row.started_at).total_seconds()
+    span = (unmuted.at - muted.at).total_seconds()
+    assert span > 2.0
+    left, right = _channel(bed, bed.file(row), 0), _channel(bed, bed.file(row), 1)
+    for channel in (left, right):  # silence on both channels: no window above the floor
+        assert audio.tone_windows(channel, CALLER_HZ, start + 0.3, start + span - 0.3) == []
+    for channel, hz in ((left, CALLER_HZ), (right, AGENT_HZ)):
+        assert audio.tone_seconds_between(channel, hz, 0.0, start - 0.2, min_ratio=0.5) > 0.8
+        assert audio.tone_seconds_between(channel, hz, start + span + 0.3, 1e9,
+                                          min_ratio=0.5) > 0.8
+
+
+async def test_the_agent_starts_and_stops_an_on_demand_recording_from_the_headset(
+    bed: RecBed,
+) -> None:
+    async with bed.headset("rd") as agent, bed.caller() as caller:
+        sip_call, agent_call, call_id = await bed.agent_call("rd", caller, agent)
+        await bed.event(call_id, "agent_connected")
+        await agent.send_dtmf(agent_call, "*49")
+        first = await bed.recording(call_id, "recording", timeout=10)
+        await asyncio.sleep(1.5)
+        await agent.send_dtmf(agent_call, "*49")  # the same code stops it
+        first = await bed.recording(call_id, "complete")
+        await agent.send_dtmf(agent_call, "*49")  # and starts the call's next one
+
+        async def second() -> RecordingRow | None:
+            rows = await bed.recordings(call_id)
+            return rows[1] if len(rows) == 2 else None
+
+        row = await eventually(second, 10, "the second recording")
+        await asyncio.sleep(1.0)
+        await caller.hangup(sip_call)
+        await bed.ended(call_id)
+    rows = await bed.recordings(call_id)
+    assert [(r.n, r.policy) for r in rows] == [(1, "asked"), (2, "asked")]
+    assert rows[1].path.endswith(f"{call_id}-2.wav") and row.id == rows[1].id
+    started = [e.data["by"] for e in await bed.events(call_id, "recording_started")]
+    stopped = [e.data["by"] for e in await bed.events(call_id, "recording_stopped")]
+    assert started == ["agent:rd", "agent:rd"] and stopped[0] == "agent:rd"
+    assert audio.tone_seconds(_channel(bed, bed.file(first), 1), AGENT_HZ, min_ratio=0.5) > 0.8
+
+
 async def test_a_sensitive_gather_is_silent_in_the_file_and_its_digits_appear_nowhere(
     bed: RecBed,
 ) -> None:
@@ -468,3 +527,44 @@ async def test_a_daemon_sigkill_during_a_recorded_call_leaves_no_row_recording(
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")], "hidden file left"
     code, out = await bed.recordings_check()
     assert code == 0, out
+
+
+async def test_an_adopted_call_records_on_demand_under_its_next_number(bed: RecBed) -> None:
+    async with bed.headset("rd") as agent, bed.caller() as caller:
+        sip_call, agent_call, call_id = await bed.agent_call("rd", caller, agent)
+        await bed.event(call_id, "agent_connected")
+        status, answer = await bed.api("POST", f"/api/calls/{call_id}/recording",
+                                       {"action": "start"})
+        assert status == 200, answer
+        await bed.recording(call_id, "recording")
+        await asyncio.sleep(1.0)
+        bed.daemon.kill()  # recording n=1: Asterisk goes on writing it
+        await bed.daemon.wait_exit()
+        bed.daemon = DaemonProcess(bed.config_file, bed.pbx.config.http.port,
+                                   bed.work / "daemon-3.log")
+        await bed.daemon.start(60)
+        await bed.event(call_id, "recovered")
+        await agent.send_dtmf(agent_call, "*49")  # the adopted call's agent leg is heard
+
+        async def second() -> RecordingRow | None:
+            rows = await bed.recordings(call_id)
+            return rows[1] if len(rows) == 2 else None
+
+        await eventually(second, 15, "the adopted call's recording")
+        await asyncio.sleep(1.0)
+        await caller.hangup(sip_call)
+        await bed.ended(call_id)
+
+    async def finished() -> list[RecordingRow] | None:
+        rows = await bed.recordings(call_id)
+        return rows if all(r.status in ("complete", "partial") for r in rows) else None
+
+    rows = await eventually(finished, 15, "both recordings finished")
+    assert [r.n for r in rows] == [1, 2]
+    assert rows[1].path.endswith(f"{call_id}-2.wav") and rows[1].status == "complete"
+    assert all(bed.file(r).is_file() for r in rows)
+    assert audio.tone_seconds(_channel(bed, bed.file(rows[1]), 0), CALLER_HZ,
+                              min_ratio=0.5) > 0.5, "no caller in the adopted call's recording"
+    started = await bed.events(call_id, "recording_started")
+    assert [(e.data["n"], e.data["by"]) for e in started] == [(1, "api:rec-tests"),
+                                                              (2, "agent:rd")]

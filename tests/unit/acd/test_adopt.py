@@ -15,13 +15,15 @@ from typing import Any
 
 from callcontrol.acd.adopt import plan_adoption, queue_state, restore_agents
 from callcontrol.acd.agents import AgentState
+from callcontrol.acd.dispositions import Dispositions
 from callcontrol.acd.router import Acd
 from callcontrol.calls.session import CallSession
 from callcontrol.clock import utcnow
+from callcontrol.config import DispositionsConfig
 from callcontrol.store.db import create_engine, session_factory
 from callcontrol.store.migrations import upgrade
 from callcontrol.store.records import CallClosed
-from callcontrol.store.tables import AgentEventRow
+from callcontrol.store.tables import AgentEventRow, CallEventRow
 from callcontrol.telephony import ChannelHungUp, ChannelInfo
 
 from .conftest import Harness, agent, queue, wait_for
@@ -246,7 +248,7 @@ async def test_restore_puts_agents_back_and_frees_those_whose_call_is_gone(
             await session.commit()
         acd = await harness.build([agent(f"a{i}", ["q"]) for i in range(1, 8)],
                                   {"q": queue()}, login=False)
-        restored = await restore_agents(engine, acd.board)
+        restored = await restore_agents(engine, acd)
     finally:
         await engine.dispose()
     assert restored == {"a1": "available", "a2": "paused", "a3": "on_call", "a4": "on_call",
@@ -259,3 +261,66 @@ async def test_restore_puts_agents_back_and_frees_those_whose_call_is_gone(
     assert acd.board.agents["a3"].state is S.ON_CALL
     assert acd.board.agents["a4"].state is S.AVAILABLE
     assert ("on_call", "available", "call_not_adopted") in harness.log.states("a4")
+
+
+async def test_a_wrap_up_held_for_a_required_disposition_is_held_again_after_a_restart(
+    harness: Harness, tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    now = utcnow()
+
+    def ago(seconds: float) -> datetime:
+        return now - timedelta(seconds=seconds)
+
+    wrapping = {  # agent -> (call, queue, wrap-up started seconds ago)
+        "a1": ("c1", "q", 5.0),  # held, no code yet: held again
+        "a2": ("c2", "q", 5.0),  # its code came before the restart: free
+        "a3": ("c3", "q", 40.0),  # wrap_up_max passed while the daemon was away: missing
+        "a4": ("c4", "plain", 5.0),  # no disposition required: free
+        "a5": ("c5", "q", 5.0),  # a code from an earlier agent of the call does not count
+        "a6": ("c6", "q", 29.7),  # held for the 0.3 s left of wrap_up_max, then missing
+    }
+    given = [("c2", "a2", 4.0), ("c5", "a9", 10.0)]
+    try:
+        async with session_factory(engine)() as session:
+            for agent_id, (call_id, queue_name, seconds) in wrapping.items():
+                session.add(AgentEventRow(
+                    record_id=f"s-{agent_id}", agent_id=agent_id, at=ago(seconds),
+                    kind="state", data={"from": "on_call", "to": "wrap_up",
+                                        "reason": "call_ended", "call_id": call_id,
+                                        "queue": queue_name}))
+            for call_id, agent_id, seconds in given:
+                session.add(CallEventRow(record_id=f"d-{call_id}", call_id=call_id,
+                                         at=ago(seconds), kind="disposition",
+                                         data={"code": "1", "agent_id": agent_id}))
+            await session.commit()
+        codes = DispositionsConfig.model_validate(
+            {"required": True, "wrap_up_max": 30, "codes": [{"code": "1", "label": "Done"}]})
+        acd = await harness.build([agent(f"a{i}", ["q", "plain"]) for i in range(1, 7)],
+                                  {"q": queue(wrap_up=2.0, dispositions=codes),
+                                   "plain": queue(wrap_up=2.0)}, login=False)
+        restored = await restore_agents(engine, acd)
+    finally:
+        await engine.dispose()
+    board = acd.board
+    assert restored == {"a1": "wrap_up", "a2": "available", "a3": "wrap_up",
+                        "a4": "available", "a5": "wrap_up", "a6": "wrap_up"}
+    held = board.agents["a1"]
+    assert held.awaiting_disposition and held.call_id == "c1" and held.queue == "q"
+    assert held.wrap_up_until == ago(5.0) + timedelta(seconds=2.0)
+    assert board.agents["a5"].awaiting_disposition
+    await wait_for(lambda: board.agents["a3"].state is S.AVAILABLE, within=1.0)
+    assert board.agents["a6"].state is S.WRAP_UP  # some of its hold is left
+    await wait_for(lambda: board.agents["a6"].state is S.AVAILABLE, within=2.0)
+    missing = {r.call_id: r.data for r in harness.log.calls("disposition_missing")}
+    assert missing == {"c3": {"agent_id": "a3", "queue": "q"},
+                       "c6": {"agent_id": "a6", "queue": "q"}}
+    assert board.pause("a1", "break") is S.WRAP_UP  # the hold keeps a pause pending
+    Dispositions(board, {"q": acd.queue_config("q")}, harness.log).give(
+        "c1", "1", None, by="agent:a1", as_agent="a1")
+    assert board.agents["a1"].state is S.PAUSED  # the code freed it at once (wrap-up over)
+    assert ("logged_out", "wrap_up", "restored") in harness.log.states("a1")
+    assert ("wrap_up", "paused", "disposition_given") in harness.log.states("a1")
+    board.shutdown()

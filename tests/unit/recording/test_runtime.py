@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import array
 import wave
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,81 @@ async def test_a_stopped_recording_is_finished_with_its_figures(tmp_path: Path) 
     finished = records[-1]
     assert isinstance(finished, RecordingFinished) and finished.status == "complete"
     assert finished.duration_s == 1.0 and finished.size_bytes == 44 + 32000
+
+
+class Entry:
+    """A timeline entry as the store returns it."""
+
+    def __init__(self, kind: str, **data: Any) -> None:
+        self.kind, self.data = kind, data
+        self.at = datetime.now(UTC)
+
+
+async def test_an_adopted_call_numbers_its_next_recording_after_the_stored_ones(
+    tmp_path: Path,
+) -> None:
+    rec, call, records = recorder(tmp_path)
+    rec.restore([
+        Entry("recording_decision", policy="asked", record=False, on_demand=True,
+              reason="on_demand"),
+        Entry("recording_started", recording_id="r1", n=1, policy="asked", by="api:x"),
+        Entry("recording_stopped", recording_id="r1", by="api:x"),
+        Entry("recording_muted", by="agent:a1", reason="headset code"),
+        Entry("recording_started", recording_id="r2", n=2, policy="asked", by="agent:a1"),
+    ], flow="ivr")  # r2 was still running when the previous daemon died
+    await rec.leg(queue="q", step="asked")
+    assert [k for k, _ in call.timeline if k == "recording_decision"] == []  # decided before
+    for digit in "*49":
+        await rec.agent_digit(digit, "agent:a1")
+    (started,) = [r for r in records if isinstance(r, RecordingStarted)]
+    assert started.n == 3 and started.path.endswith(f"/{call.call_id}-3.wav")
+    assert names(call) == ["stop_call_recording", "start_call_recording",
+                           "mute_call_recording"]  # the orphan first; the agent's mute kept
+    for digit in "*47":
+        await rec.agent_digit(digit, "agent:a1")  # the restored mute toggles off
+    assert call.fake.commands[-1] == ("mute_call_recording",
+                                      {"channel_id": call.channel_id, "muted": False})
+    await rec.stop("api:x")
+    for digit in "*49":
+        await rec.agent_digit(digit, "agent:a1")
+    numbers = [r.n for r in records if isinstance(r, RecordingStarted)]
+    assert numbers == [3, 4] and names(call).count("stop_call_recording") == 2
+
+
+async def test_a_recording_stopped_before_the_restart_leaves_no_orphan_to_stop(
+    tmp_path: Path,
+) -> None:
+    rec, call, records = recorder(tmp_path)
+    rec.restore([Entry("recording_started", recording_id="r1", n=1),
+                 Entry("recording_stopped", recording_id="r1")], flow=None)
+    await rec.leg(flow="ivr")
+    assert await rec.start()
+    assert [r.n for r in records if isinstance(r, RecordingStarted)] == [2]
+    assert names(call) == ["start_call_recording"]
+
+
+async def test_a_voicemail_message_before_the_restart_takes_a_number_and_is_no_orphan(
+    tmp_path: Path,
+) -> None:
+    rec, call, records = recorder(tmp_path)
+    rec.restore([Entry("recording_started", step="vm", recording="v1", n=1, path="p",
+                       policy="voicemail"),
+                 Entry("recording_finished", step="vm", recording="v1", duration=2.0)],
+                flow=None)  # the record step's entries: no MixMonitor to stop
+    await rec.leg(flow="ivr")
+    assert await rec.start()
+    assert [r.n for r in records if isinstance(r, RecordingStarted)] == [2]
+    assert names(call) == ["start_call_recording"]
+
+
+async def test_a_leg_that_records_or_may_record_gets_a_bridge_that_hears_the_agents_codes(
+    tmp_path: Path,
+) -> None:
+    rec, _, _ = recorder(tmp_path)
+    assert rec.bridge_kind == "mixing"  # no leg yet
+    await rec.leg(queue="q", step="none")
+    assert rec.bridge_kind == "mixing"  # nothing to record: Asterisk may bridge natively
+    await rec.leg(queue="q", step="asked")
+    assert rec.bridge_kind == "mixing,dtmf_events"  # *49 must be heard before any recording
+    await rec.leg(queue="q", step="kept")
+    assert rec.bridge_kind == "mixing,dtmf_events"  # *47/*49 heard after a stop too
