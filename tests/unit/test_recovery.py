@@ -200,7 +200,8 @@ async def test_an_adopted_call_records_on_demand_under_the_next_number(tmp_path:
         router = EventRouter()
         settings = RecordingSettings.model_validate(
             {"policies": {"asked": {"record": "on_demand"}}})
-        service = RecordingService(settings, RecordingPaths(tmp_path / "rec"), tel, store)
+        service = RecordingService(settings, RecordingPaths(tmp_path / "rec"), tel, store,
+                                   tmp_path / "spool")
         calls = CallManager(tel, store, router, no_flow, recorder=service.for_call)
         agents = [AgentConfig(id="a1", name="a1", endpoint="ep-a1", password=SecretRef(env="X"),
                               queues=["q"])]
