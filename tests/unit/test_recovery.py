@@ -4,10 +4,13 @@ and the fake telephony: what a previous daemon left open, and what the new one d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.adopt import Adoption, plan_adoption
 from callcontrol.acd.router import Acd
@@ -21,8 +24,6 @@ from callcontrol.fake_telephony import FakeTelephony
 from callcontrol.recording.paths import RecordingPaths
 from callcontrol.recording.runtime import CallRecorder, RecordingService
 from callcontrol.recovery import Recovery
-from callcontrol.store.db import create_engine
-from callcontrol.store.migrations import upgrade
 from callcontrol.store.queries import call_timeline, get_call
 from callcontrol.store.records import CallEvent, CallOpened, Outcome
 from callcontrol.store.writer import StoreWriter
@@ -59,17 +60,19 @@ def event(call_id: str, kind: str, **data: Any) -> CallEvent:
     return CallEvent(call_id=call_id, kind=kind, data=data)
 
 
-async def test_restart_adopts_queue_calls_and_closes_the_others(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    await upgrade(url)
-    engine = create_engine(url)
+@pytest.fixture
+async def store(engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[StoreWriter]:
+    """The store writer over the test's SQLite store (``engine``), its journal in tmp_path."""
     store = StoreWriter(engine, tmp_path / "journal")
     store.start()
-    try:
-        await _scenario(engine, store)
-    finally:
-        await store.close()
-        await engine.dispose()
+    yield store
+    await store.close()
+
+
+async def test_restart_adopts_queue_calls_and_closes_the_others(
+    engine: AsyncEngine, store: StoreWriter,
+) -> None:
+    await _scenario(engine, store)
 
 
 async def _scenario(engine: Any, store: StoreWriter) -> None:
@@ -172,66 +175,59 @@ async def _scenario(engine: Any, store: StoreWriter) -> None:
         assert kinds.count("recovered") == 1 and kinds.count("call_ended") == 1, kinds
 
 
-async def test_an_adopted_call_records_on_demand_under_the_next_number(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    await upgrade(url)
-    engine = create_engine(url)
-    store = StoreWriter(engine, tmp_path / "journal")
-    store.start()
-    try:
-        for record in (  # a talk whose first recording the agent stopped before the crash
-            opened("talk"),
-            event("talk", "queue_entered", queue="q", entry_id="e1", priority=0,
-                  entered_at=utcnow().isoformat(), recording="asked"),
-            event("talk", "recording_decision", policy="asked", record=False, on_demand=True,
-                  reason="on_demand"),
-            event("talk", "queue_left", queue="q", entry_id="e1", reason="answered"),
-            event("talk", "agent_connected", queue="q", agent_id="a1", wait_s=1.0),
-            event("talk", "recording_started", recording_id="r1", n=1, policy="asked"),
-            event("talk", "recording_stopped", recording_id="r1", by="agent:a1"),
-        ):
-            store.append(record)
-        await store.flush()
-        tel = FakeTelephony()
-        tel.started = utcnow() - timedelta(hours=1)
-        tel.channels = {c.channel_id: c for c in (
-            ChannelInfo("ch-talk", "Up", "+3906", "100", bridge_ids=("talk-queue",)),
-            ChannelInfo("talk-agent-1", "Up", "", "", bridge_ids=("talk-queue",)))}
-        router = EventRouter()
-        settings = RecordingSettings.model_validate(
-            {"policies": {"asked": {"record": "on_demand"}}})
-        service = RecordingService(settings, RecordingPaths(tmp_path / "rec"), tel, store,
-                                   tmp_path / "spool")
-        calls = CallManager(tel, store, router, no_flow, recorder=service.for_call)
-        agents = [AgentConfig(id="a1", name="a1", endpoint="ep-a1", password=SecretRef(env="X"),
-                              queues=["q"])]
-        acd = Acd(agents, {"q": QueueConfig(wrap_up=0)}, log=store, post=router.post,
-                  services=calls.start_service)
-        acd.board.restore("a1", "on_call", call_id="talk", queue="q")
+async def test_an_adopted_call_records_on_demand_under_the_next_number(
+    tmp_path: Path, engine: AsyncEngine, store: StoreWriter,
+) -> None:
+    for record in (  # a talk whose first recording the agent stopped before the crash
+        opened("talk"),
+        event("talk", "queue_entered", queue="q", entry_id="e1", priority=0,
+              entered_at=utcnow().isoformat(), recording="asked"),
+        event("talk", "recording_decision", policy="asked", record=False, on_demand=True,
+              reason="on_demand"),
+        event("talk", "queue_left", queue="q", entry_id="e1", reason="answered"),
+        event("talk", "agent_connected", queue="q", agent_id="a1", wait_s=1.0),
+        event("talk", "recording_started", recording_id="r1", n=1, policy="asked"),
+        event("talk", "recording_stopped", recording_id="r1", by="agent:a1"),
+    ):
+        store.append(record)
+    await store.flush()
+    tel = FakeTelephony()
+    tel.started = utcnow() - timedelta(hours=1)
+    tel.channels = {c.channel_id: c for c in (
+        ChannelInfo("ch-talk", "Up", "+3906", "100", bridge_ids=("talk-queue",)),
+        ChannelInfo("talk-agent-1", "Up", "", "", bridge_ids=("talk-queue",)))}
+    router = EventRouter()
+    settings = RecordingSettings.model_validate(
+        {"policies": {"asked": {"record": "on_demand"}}})
+    service = RecordingService(settings, RecordingPaths(tmp_path / "rec"), tel, store,
+                               tmp_path / "spool")
+    calls = CallManager(tel, store, router, no_flow, recorder=service.for_call)
+    agents = [AgentConfig(id="a1", name="a1", endpoint="ep-a1", password=SecretRef(env="X"),
+                          queues=["q"])]
+    acd = Acd(agents, {"q": QueueConfig(wrap_up=0)}, log=store, post=router.post,
+              services=calls.start_service)
+    acd.board.restore("a1", "on_call", call_id="talk", queue="q")
 
-        class Ledger:
-            async def resync(self, pbx_started: object) -> None:
-                pass
+    class Ledger:
+        async def resync(self, pbx_started: object) -> None:
+            pass
 
-        recovery = Recovery(telephony=tel, calls=calls, router=router, engine=engine,
-                            log=store, acd=AcdPart(acd), ledger=Ledger())
-        await recovery.resync()
-        recordings = calls.sessions["talk"].recordings
-        assert isinstance(recordings, CallRecorder)
-        await wait_until(lambda: recordings.leg_policy == "asked", 5)  # the queue leg again
-        assert await recordings.start("api:sup", on_demand=True, wait_consent=False)
-        started = [a["file"] for n, a in tel.commands if n == "start_call_recording"]
-        assert len(started) == 1 and started[0].endswith("/.talk-2.raw")
-        # what Asterisk would write (0.2 s of stereo), so the file settles at once
-        await asyncio.to_thread(Path(started[0]).write_bytes, bytes(3200))
-        del tel.channels["ch-talk"]
-        await recovery.resync()
-        await asyncio.wait_for(asyncio.gather(*calls._tasks.values()), 5)
-        await service.close()
-        await store.flush()
-        timeline = await call_timeline(engine, "talk")
-        assert [e.data["n"] for e in timeline if e.kind == "recording_started"] == [1, 2]
-        assert [e.kind for e in timeline].count("recording_decision") == 1
-    finally:
-        await store.close()
-        await engine.dispose()
+    recovery = Recovery(telephony=tel, calls=calls, router=router, engine=engine,
+                        log=store, acd=AcdPart(acd), ledger=Ledger())
+    await recovery.resync()
+    recordings = calls.sessions["talk"].recordings
+    assert isinstance(recordings, CallRecorder)
+    await wait_until(lambda: recordings.leg_policy == "asked", 5)  # the queue leg again
+    assert await recordings.start("api:sup", on_demand=True, wait_consent=False)
+    started = [a["file"] for n, a in tel.commands if n == "start_call_recording"]
+    assert len(started) == 1 and started[0].endswith("/.talk-2.raw")
+    # what Asterisk would write (0.2 s of stereo), so the file settles at once
+    await asyncio.to_thread(Path(started[0]).write_bytes, bytes(3200))
+    del tel.channels["ch-talk"]
+    await recovery.resync()
+    await asyncio.wait_for(asyncio.gather(*calls._tasks.values()), 5)
+    await service.close()
+    await store.flush()
+    timeline = await call_timeline(engine, "talk")
+    assert [e.data["n"] for e in timeline if e.kind == "recording_started"] == [1, 2]
+    assert [e.kind for e in timeline].count("recording_decision") == 1

@@ -11,12 +11,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcontrol.config import RecordingSettings
+from callcontrol.flows.simulate import SimulatedCall
 from callcontrol.recording.files import measure
 from callcontrol.recording.paths import RecordingPaths, relative_path
+from callcontrol.recording.runtime import CallRecorder, RecordingService
 from callcontrol.store.db import create_engine
 from callcontrol.store.migrations import upgrade
 from callcontrol.store.records import Record, RecordingFinished, RecordingStarted, new_id
@@ -111,3 +115,23 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     yield Bench(engine, writer, RecordingPaths(root), tmp_path / "journal")
     await writer.close()
     await engine.dispose()
+
+
+class Records(list[Any]):
+    """The records a recorder appended, in order (the store's sink, in memory)."""
+
+    def append(self, record: Any) -> None:
+        super().append(record)
+
+
+def recorder(tmp_path: Path, settings: RecordingSettings
+             ) -> tuple[CallRecorder, SimulatedCall, Records]:
+    """A recorder for one simulated call, its records kept in memory, files under
+    ``tmp_path/rec`` and Asterisk's spool at ``tmp_path/spool``."""
+    call = SimulatedCall(auto=True)
+    records = Records()
+    service = RecordingService(settings, RecordingPaths(tmp_path / "rec"), call.fake, records,
+                               tmp_path / "spool")
+    rec = service.for_call(call)
+    call.recordings = rec
+    return rec, call, records

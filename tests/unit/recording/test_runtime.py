@@ -17,8 +17,10 @@ from callcontrol.errors import PbxRefused
 from callcontrol.flows.simulate import SimulatedCall
 from callcontrol.recording.files import measure
 from callcontrol.recording.paths import RecordingPaths
-from callcontrol.recording.runtime import CallRecorder, RecordingService, seal
+from callcontrol.recording.runtime import CallRecorder, seal
 from callcontrol.store.records import RecordingFinished, RecordingStarted
+from tests.unit.recording.conftest import Records
+from tests.unit.recording.conftest import recorder as shared_recorder
 
 SETTINGS = RecordingSettings.model_validate({
     "policies": {"kept": {"record": "all"}, "asked": {"record": "on_demand"}},
@@ -26,19 +28,8 @@ SETTINGS = RecordingSettings.model_validate({
 })
 
 
-class Records(list[Any]):
-    def append(self, record: Any) -> None:
-        super().append(record)
-
-
 def recorder(tmp_path: Path) -> tuple[CallRecorder, SimulatedCall, Records]:
-    call = SimulatedCall(auto=True)
-    records = Records()
-    service = RecordingService(SETTINGS, RecordingPaths(tmp_path / "rec"), call.fake, records,
-                               tmp_path / "spool")
-    rec = service.for_call(call)
-    call.recordings = rec
-    return rec, call, records
+    return shared_recorder(tmp_path, SETTINGS)
 
 
 def names(call: SimulatedCall) -> list[str]:

@@ -18,13 +18,13 @@ from pydantic import ValidationError
 from callcontrol.config import VOICEMAIL, RecordingSettings
 from callcontrol.flows.simulate import SimulatedCall
 from callcontrol.recording import voicemail
-from callcontrol.recording.paths import RecordingPaths
 from callcontrol.recording.reconcile import check
 from callcontrol.recording.retention import purge
 from callcontrol.recording.runtime import CallRecorder, RecordingService
 from callcontrol.store.recording_queries import get_recording
 from callcontrol.store.records import RecordingFinished, RecordingMarked, RecordingStarted
-from tests.unit.recording.conftest import NOW, Bench, write_wav
+from tests.unit.recording.conftest import NOW, Bench, Records, write_wav
+from tests.unit.recording.conftest import recorder as shared_recorder
 
 SETTINGS = RecordingSettings.model_validate({
     "policies": {"kept": {"record": "all"}}, "flows": {"ivr": "kept"},
@@ -32,19 +32,8 @@ SETTINGS = RecordingSettings.model_validate({
 })
 
 
-class Records(list[Any]):
-    def append(self, record: Any) -> None:
-        super().append(record)
-
-
 def recorder(tmp_path: Path) -> tuple[CallRecorder, SimulatedCall, Records]:
-    call = SimulatedCall(auto=True)
-    records = Records()
-    service = RecordingService(SETTINGS, RecordingPaths(tmp_path / "rec"), call.fake, records,
-                               tmp_path / "spool")
-    rec = service.for_call(call)
-    call.recordings = rec
-    return rec, call, records
+    return shared_recorder(tmp_path, SETTINGS)
 
 
 async def test_a_message_gets_its_row_first_then_joins_the_tree_sealed(tmp_path: Path) -> None:
