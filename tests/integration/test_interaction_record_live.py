@@ -155,11 +155,13 @@ async def bed(pbx: PbxTestbed, tmp_path_factory: pytest.TempPathFactory, module_
     })
     daemon = DaemonProcess(config, load_config(config).http.port, work / "daemon.log")
     await daemon.start(40)
+    running: Bed | None = None
     try:
         async with aiohttp.ClientSession() as session:
-            yield Bed(pbx, daemon, config, recordings, module_db_url, session, tokens)
-    finally:
-        await daemon.stop()
+            running = Bed(pbx, daemon, config, recordings, module_db_url, session, tokens)
+            yield running
+    finally:  # the daemon running now: a test may have restarted it (a new process)
+        await (running.daemon if running is not None else daemon).stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
