@@ -19,6 +19,7 @@ command -v sox >/dev/null || need_apt+=(sox)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v gdb >/dev/null || need_apt+=(gdb)  # native stacks of a crashed SIP peer
 # Debian's postgresql package puts the server in /usr/lib/postgresql/<major>/bin, whatever the
 # current major version is (callcontrol_testing.postgres finds it there).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)

@@ -19,7 +19,9 @@ import collections
 import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 
 import callcontrol
 from callcontrol.errors import CallControlError
+from callcontrol.sipua.postmortem import allow_core_dumps, native_backtrace
 
 _STDERR_TAIL = 40
 _START_TIMEOUT = 15.0
@@ -45,6 +48,11 @@ class SipPeerCrashed(SipPeerError):
     """The peer's child process exited while it was still in use."""
 
     error_id = "sip_peer_crashed"
+
+    def add_native_stacks(self, stacks: str) -> None:
+        """Append the crashed child's C stacks to the message (they are read after the
+        exception was raised to its waiters, which report it later)."""
+        self.args = (f"{self.args[0]}\nnative stacks:\n{stacks}", *self.args[1:])
 
 
 class SipPeerTimeout(SipPeerError, TimeoutError):
@@ -92,6 +100,7 @@ class SipPeer:
         self._log_level = log_level
         self._log_path = Path(log_path) if log_path else None
         self._process: asyncio.subprocess.Process | None = None
+        self._workdir: Path | None = None
         self._events: list[PeerEvent] = []
         self._taken: set[int] = set()
         self._changed = asyncio.Event()
@@ -124,7 +133,12 @@ class SipPeer:
         return self._process.pid
 
     async def start(self) -> None:
-        """Spawn the child and wait until its SIP transport is up."""
+        """Spawn the child and wait until its SIP transport is up.
+
+        The child runs in a private work directory with core dumps allowed, so that a crash
+        in pjsua2's C code is reported with its native stacks (:mod:`.postmortem`).
+        """
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"sipua-{self.name}-"))
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -137,6 +151,8 @@ class SipPeer:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=_child_environment(),
+            cwd=self._workdir,
+            preexec_fn=allow_core_dumps,
         )
         self._tasks = [
             asyncio.create_task(self._read_events(), name=f"sipua-{self.name}-events"),
@@ -169,6 +185,8 @@ class SipPeer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._fail(SipPeerError(f"sip peer {self.name} is closed"))
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -344,12 +362,14 @@ class SipPeer:
         code = await self._process.wait()
         if not self._closing:
             tail = "\n".join(self._stderr_tail) or "(no stderr)"
-            self._fail(
-                SipPeerCrashed(
-                    f"sip peer {self.name} (pid {self._process.pid}) exited with code {code}; "
-                    f"stderr tail:\n{tail}"
-                )
+            report = (
+                f"sip peer {self.name} (pid {self._process.pid}) exited with code {code}; "
+                f"stderr tail:\n{tail}"
             )
+            crash = SipPeerCrashed(report)
+            self._fail(crash)  # waits fail at once; the stacks join the report when read
+            if code < 0 and self._workdir is not None:
+                crash.add_native_stacks(await native_backtrace(self._workdir, self._process.pid))
 
     async def _read_stderr(self) -> None:
         assert self._process is not None and self._process.stderr is not None
@@ -386,4 +406,5 @@ def _child_environment() -> dict[str, str]:
 
 
 def _opt(path: str | Path | None) -> str | None:
-    return str(path) if path is not None else None
+    """An absolute path for the child, which runs in its own work directory."""
+    return str(Path(path).absolute()) if path is not None else None

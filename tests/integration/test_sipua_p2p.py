@@ -99,3 +99,23 @@ async def test_crashed_peer_fails_waits_and_commands_at_once() -> None:
             await asyncio.wait_for(waiting, 5)
         with pytest.raises(SipPeerCrashed):
             await peer.set_auto_answer(True)
+
+
+async def test_a_peer_dying_of_a_signal_is_reported_with_its_native_stacks() -> None:
+    """pjsua2 crashes in C threads Python cannot show: the report carries gdb's stacks read
+    from the child's core file, and the core file does not outlive the peer."""
+    peer = SipPeer(name="segv")
+    await peer.start()
+    workdir = peer._workdir
+    assert workdir is not None
+    try:
+        os.kill(peer.pid, signal.SIGSEGV)
+        with pytest.raises(SipPeerCrashed) as crashed:
+            await peer.wait_for("incoming", 10)
+    finally:
+        await peer.close()  # returns once the stacks were read
+    report = str(crashed.value)
+    assert "exited with code -11" in report
+    assert "native stacks:" in report
+    assert "_pjsua2" in report, report[-3000:]  # frames inside pjsua2's C library
+    assert not workdir.exists()
