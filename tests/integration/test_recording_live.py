@@ -169,13 +169,18 @@ class RecBed:
     async def agent_call(self, agent_id: str, caller: SipPeer, agent: SipPeer
                          ) -> tuple[str, str, str]:
         """Call the agent's queue; return (SIP call of the caller, of the agent, call id)."""
-        extension = EXTENSION[QUEUE_OF[agent_id]]
+        sip_call, call_id = await self.answered_call(caller, EXTENSION[QUEUE_OF[agent_id]])
+        incoming = await agent.wait_for("incoming", 10)
+        await agent.wait_for("confirmed", 10, call_id=incoming["call_id"])
+        return sip_call, incoming["call_id"], call_id
+
+    async def answered_call(self, caller: SipPeer, extension: str) -> tuple[str, str]:
+        """Call ``extension`` with the caller's tone; once Asterisk answered, return (SIP
+        call of the caller, the daemon's call id)."""
         known = await self.call_ids(extension)
         sip_call = await caller.call(self.uri(extension), play_wav=self.caller_wav)
         await caller.wait_for("confirmed", 10, call_id=sip_call)
-        incoming = await agent.wait_for("incoming", 10)
-        await agent.wait_for("confirmed", 10, call_id=incoming["call_id"])
-        return sip_call, incoming["call_id"], await self.new_call(extension, known)
+        return sip_call, await self.new_call(extension, known)
 
     def file(self, row: RecordingRow) -> Path:
         return self.root / row.path
@@ -351,12 +356,8 @@ async def test_the_agent_starts_and_stops_an_on_demand_recording_from_the_headse
 async def test_a_sensitive_gather_is_silent_in_the_file_and_its_digits_appear_nowhere(
     bed: RecBed,
 ) -> None:
-    extension = EXTENSION["ivr"]
-    known = await bed.call_ids(extension)
     async with bed.caller() as caller:
-        sip_call = await caller.call(bed.uri(extension), play_wav=bed.caller_wav)
-        await caller.wait_for("confirmed", 10, call_id=sip_call)
-        call_id = await bed.new_call(extension, known)
+        sip_call, call_id = await bed.answered_call(caller, EXTENSION["ivr"])
 
         async def gather_prompt() -> bool:
             return any(e.data.get("playback_id", "").count("-pin-")
@@ -415,12 +416,8 @@ async def test_a_sensitive_gather_is_silent_in_the_file_and_its_digits_appear_no
 async def test_a_voicemail_beside_a_muted_call_recording_is_the_calls_next_recording(
     bed: RecBed,
 ) -> None:
-    extension = EXTENSION["vm"]
-    known = await bed.call_ids(extension)
     async with bed.caller() as caller:
-        sip_call = await caller.call(bed.uri(extension), play_wav=bed.caller_wav)
-        await caller.wait_for("confirmed", 10, call_id=sip_call)
-        call_id = await bed.new_call(extension, known)
+        sip_call, call_id = await bed.answered_call(caller, EXTENSION["vm"])
         await bed.recording(call_id, "recording")  # the IVR leg, by the flow's policy
         status, answer = await bed.api("POST", f"/api/calls/{call_id}/recording",
                                        {"action": "mute"})
