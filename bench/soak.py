@@ -41,6 +41,7 @@ from bench.daemon import BenchDaemon
 from bench.measure import open_fds, rss_mb
 from bench.pbx import AGENTS_PER_UAS, SippAgents, start_bench_pbx
 from bench.sides import StepPlan, StepRig, rows_mismatch, run_step, wait_idle
+from callcontrol.ari.http import IDLE_SECONDS
 
 RSS_GROWTH_MB = 10.0
 # Open fds vary by one or two at idle (the journal's active segment, SQLite's WAL, a closing
@@ -107,7 +108,9 @@ async def idle_figures(rig: StepRig, daemon: BenchDaemon, journal: Path) -> dict
     while (figures["pending"] or figures["calls_active"]) and time.monotonic() < deadline:
         await asyncio.sleep(1)
         figures = await daemon_figures(daemon, journal)
-    await asyncio.sleep(2)  # let the last call tasks finish
+    # let the last call tasks finish, and the ARI connections of the last burst close (the
+    # pool keeps an idle one IDLE_SECONDS): what stays open then is what the daemon holds
+    await asyncio.sleep(IDLE_SECONDS + 2)
     return await daemon_figures(daemon, journal)
 
 

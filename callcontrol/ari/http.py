@@ -9,9 +9,11 @@ the daemon's CPU per request against 160-230 µs here, at the 200-250 requests p
 
 :class:`HttpPool` keeps idle connections for reuse, newest first, and closes those idle longer
 than ``idle_seconds`` (below Asterisk's ``session_keep_alive``, 15 s by default, so a reused
-connection is not one Asterisk is closing). A connection carries one request at a time. Every
-failure to get a complete answer (refused, reset, closed early, malformed, timed out) raises an
-:class:`OSError` and closes that connection; nothing is retried (a POST may have been acted on).
+connection is not one Asterisk is closing), also when no request follows: a timer set for the
+oldest idle connection's expiry closes what a burst left open once the daemon goes quiet.
+A connection carries one request at a time. Every failure to get a complete answer (refused,
+reset, closed early, malformed, timed out) raises an :class:`OSError` and closes that
+connection; nothing is retried (a POST may have been acted on).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _HEAD_END = b"\r\n\r\n"
 _FRAMING = re.compile(rb"\r\n(content-length|connection|transfer-encoding)[ \t]*:[ \t]*([^\r]*)")
 _MAX_HEAD = 64 * 1024
 _NO_BODY = frozenset({204, 304})
+IDLE_SECONDS = 10.0  # how long a connection may sit idle (below session_keep_alive's 15 s)
+_SWEEP_SLACK = 0.05  # seconds after an idle connection's expiry before the timer checks it
 
 
 class HttpProtocolError(ConnectionError):
@@ -162,7 +166,7 @@ class HttpPool:
     prefix); ``headers`` go with every request (``Authorization``...).
     """
 
-    def __init__(self, url: str, headers: dict[str, str], *, idle_seconds: float = 10.0,
+    def __init__(self, url: str, headers: dict[str, str], *, idle_seconds: float = IDLE_SECONDS,
                  limit: int = 64) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -177,6 +181,7 @@ class HttpPool:
         self._idle: collections.deque[_Connection] = collections.deque()
         self._idle_seconds = idle_seconds
         self._slots = asyncio.Semaphore(limit)
+        self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
 
     async def request(self, method: str, target: str, body: bytes | None = None,
@@ -223,12 +228,32 @@ class HttpPool:
         now = time.monotonic()
         connection.idle_since = now
         self._idle.append(connection)
+        self._close_expired(now)
+        if self._sweep is None:
+            self._schedule_sweep()
+
+    def _close_expired(self, now: float) -> None:
         while self._idle and (not self._idle[0].usable
                               or now - self._idle[0].idle_since >= self._idle_seconds):
             self._idle.popleft().close()  # the oldest idle ones, newest kept for reuse
 
+    def _schedule_sweep(self) -> None:
+        """Wake when the oldest idle connection expires (one timer at most)."""
+        if self._idle:
+            due = self._idle[0].idle_since + self._idle_seconds - time.monotonic()
+            self._sweep = asyncio.get_running_loop().call_later(
+                max(0.0, due) + _SWEEP_SLACK, self._on_sweep)
+
+    def _on_sweep(self) -> None:
+        self._sweep = None
+        self._close_expired(time.monotonic())
+        self._schedule_sweep()
+
     def close(self) -> None:
         """Close every idle connection (requests in flight close theirs when they end)."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         while self._idle:
             self._idle.popleft().close()

@@ -262,3 +262,19 @@ async def test_a_request_in_flight_when_the_pool_closes_closes_its_connection() 
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError):
         HttpPool("ws://127.0.0.1:8088", {})
+
+
+async def test_connections_left_idle_close_without_another_request() -> None:
+    """A burst opens several connections; once the daemon goes quiet they all close after
+    ``idle_seconds``, with no request to trigger it (the soak's open fds stay flat)."""
+    async with serve(reply("204 No Content")) as srv:
+        http = pool(srv, idle_seconds=0.2)
+        await asyncio.gather(*(http.request("POST", "/ari/a") for _ in range(3)))
+        assert srv.connections == 3 and len(http._idle) == 3
+        closed = [await asyncio.wait_for(srv.closed.get(), 2) for _ in range(3)]
+        assert sorted(closed) == [1, 2, 3] and not http._idle
+        assert http._sweep is None  # nothing idle, no timer left behind
+        assert (await http.request("POST", "/ari/a")).status == 204  # a new one is opened
+        assert srv.connections == 4
+        http.close()
+        assert http._sweep is None
