@@ -193,6 +193,9 @@ async def _reachable(bed: Bed, agent_id: str) -> bool:
     return bool((await bed.agent(agent_id))["reachable"])
 
 
+DIGIT_EVENTS = ("barge_in", "digits", "timeout", "invalid", "digits_discarded")
+
+
 async def _talk_and_hang_up(bed: Bed, customer: SipPeer, extension: str, agent_id: str,
                             digits: tuple[str, ...] = ()) -> str:
     """Call ``extension`` as the customer, type ``digits`` (one per gather), let ``agent_id``
@@ -206,6 +209,11 @@ async def _talk_and_hang_up(bed: Bed, customer: SipPeer, extension: str, agent_i
         await bed.wait_timeline(call_id, "step", step=step)
         await customer.send_dtmf(peer_call, typed)
         await bed.wait_timeline(call_id, "exit", step=step, exit="next")
+        heard = [(e["kind"], e["data"]) for e in (await bed.call(call_id))["timeline"]
+                 if e["data"].get("step") == step and e["kind"] in DIGIT_EVENTS]
+        entered = next(data["digits"] for kind, data in heard if kind == "digits")
+        assert entered == (typed if step == "account" else "*" * len(typed)), (
+            f"typed {typed!r} at {step}; the daemon's timeline: {heard}")
     await bed.wait_timeline(call_id, "agent_connected", agent_id=agent_id)
     await customer.hangup(peer_call)
     await customer.wait_for("disconnected", 10, call_id=peer_call)
