@@ -259,7 +259,8 @@ class SipPeer:
         )
 
     async def send_dtmf(self, call_id: str, digits: str) -> None:
-        """Send digits in the media stream as RFC 4733 (RFC 2833) events."""
+        """Send digits in the media stream as RFC 4733 (RFC 2833) events, one every 0.4 s as
+        from a keypad (queued in the peer: this returns before they are all sent)."""
         await self._command("dtmf", call_id=call_id, digits=digits)
 
     async def hangup(self, call_id: str, code: int = 0) -> None:

@@ -12,7 +12,8 @@ Protocol (one JSON object per line):
   ``{"event": "reply", "seq": N, "ok": false, "error": "..."}``. Commands:
   ``account`` (user, password, host, port, register), ``auto_answer`` (enabled, play_wav,
   record_wav), ``call`` (uri, play_wav, record_wav) -> ``{"call_id"}``, ``answer`` (call_id,
-  play_wav, record_wav, code), ``dtmf`` (call_id, digits), ``hangup`` (call_id, code), ``quit``.
+  play_wav, record_wav, code), ``dtmf`` (call_id, digits: queued, then sent as RFC 4733
+  events one digit every 0.4 s, as from a keypad), ``hangup`` (call_id, code), ``quit``.
   ``record_wav`` may contain ``{call_id}``, replaced by the peer's call id.
 * stdout, events: ``ready`` (sip_port), ``registered`` / ``unregistered`` /
   ``registration_failed`` (code, reason, expires), ``incoming`` (call_id, remote_uri),
@@ -54,6 +55,11 @@ _CALL_STATES = {
 }
 _CODECS = ("PCMU/8000", "PCMA/8000")
 _POLL_MS = 20
+# One RFC 4733 digit every 0.4 s: pjsua sends a digit for 200 ms plus three end packets
+# (60 ms), so a pause of ~140 ms follows, as a person's keypad gives. pjsua's own queue sends
+# a string's digits back to back, about 20 ms apart, and Asterisk's DTMF gap handling then
+# (rarely) delivered a digit twice: "2468" typed, "2446" heard by the application.
+_DIGIT_SPACING = 0.4
 _SHUTDOWN_SECONDS = 3.0
 _FLUSH_SECONDS = 2.0
 
@@ -103,6 +109,8 @@ class _Call(pj.Call):  # type: ignore[misc]
         self.record_wav: str | None = None
         self._player: pj.AudioMediaPlayer | None = None
         self._recorder: pj.AudioMediaRecorder | None = None
+        self.pending_digits = ""
+        self.next_digit_at = 0.0
 
     def set_media_files(self, play_wav: str | None, record_wav: str | None) -> None:
         """Choose the WAV looped into the call and the WAV recording what the call hears."""
@@ -330,11 +338,26 @@ class Peer:
         return {}
 
     def _cmd_dtmf(self, call_id: str, digits: str) -> dict[str, Any]:
-        param = pj.CallSendDtmfParam()
-        param.digits = digits
-        param.method = pj.PJSUA_DTMF_METHOD_RFC2833
-        self._call(call_id).sendDtmf(param)
+        if not digits or any(d not in "0123456789*#ABCDabcd" for d in digits):
+            raise PeerRuntimeError(f"not DTMF digits: {digits!r}")
+        self._call(call_id).pending_digits += digits  # sent one by one by pump()
         return {}
+
+    def _send_due_digits(self) -> None:
+        """Send each call's next queued digit once the previous one has had its time."""
+        now = time.monotonic()
+        for call in self._calls.values():
+            if call.pending_digits and now >= call.next_digit_at:
+                param = pj.CallSendDtmfParam()
+                param.digits = call.pending_digits[0]
+                param.method = pj.PJSUA_DTMF_METHOD_RFC2833
+                call.pending_digits = call.pending_digits[1:]
+                call.next_digit_at = now + _DIGIT_SPACING
+                try:
+                    call.sendDtmf(param)
+                except pj.Error as exc:
+                    call.pending_digits = ""
+                    self.emit("error", message=f"dtmf on {call.name}: {exc.info()}")
 
     def _cmd_hangup(self, call_id: str, code: int = 0) -> dict[str, Any]:
         param = pj.CallOpParam()
@@ -359,6 +382,7 @@ class Peer:
         """Let pjsua2 handle its events, then release calls that ended."""
         self._endpoint.libHandleEvents(milliseconds)
         self._finished.clear()
+        self._send_due_digits()
         self._report_disconnected()
 
     def shutdown(self) -> None:
