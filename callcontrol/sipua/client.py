@@ -30,7 +30,7 @@ from typing import Any
 
 import callcontrol
 from callcontrol.errors import CallControlError
-from callcontrol.sipua.postmortem import allow_core_dumps, native_backtrace
+from callcontrol.sipua.postmortem import native_backtrace
 
 _STDERR_TAIL = 40
 _START_TIMEOUT = 15.0
@@ -152,7 +152,6 @@ class SipPeer:
             stderr=asyncio.subprocess.PIPE,
             env=_child_environment(),
             cwd=self._workdir,
-            preexec_fn=allow_core_dumps,
         )
         self._tasks = [
             asyncio.create_task(self._read_events(), name=f"sipua-{self.name}-events"),

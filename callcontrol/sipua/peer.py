@@ -46,6 +46,8 @@ from typing import IO, Any
 
 import pjsua2 as pj
 
+from callcontrol.sipua.postmortem import allow_core_dumps
+
 _CALL_STATES = {
     pj.PJSIP_INV_STATE_CALLING: "calling",
     pj.PJSIP_INV_STATE_EARLY: "early",
@@ -458,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock-rate", type=int, default=8000, choices=(8000, 16000))
     parser.add_argument("--log-level", type=int, default=1)
     args = parser.parse_args(argv)
+    allow_core_dumps()  # a crash in pjsua2's C threads is then read by the client's gdb
     # The protocol keeps a private copy of stdout; fd 1 then points at stderr, so nothing
     # pjsua2 prints can corrupt the JSON stream.
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)

@@ -2,9 +2,10 @@
 
 A peer child runs pjsua2's C code in threads Python does not know (the conference bridge's
 clock, the media event worker): when one of them crashes, Python's fault handler shows only
-the Python threads. The client therefore starts each child in a private work directory with
-core dumps allowed; after a crash, :func:`native_backtrace` reads the core file there with gdb
-and returns every thread's stack, so the failure report names the C function that crashed.
+the Python threads. The client therefore starts each child in a private work directory, and
+the child allows itself core dumps (:func:`allow_core_dumps`); after a crash,
+:func:`native_backtrace` reads the core file there with gdb and returns every thread's stack,
+so the failure report names the C function that crashed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ _FRAMES_PER_THREAD = 25
 
 
 def allow_core_dumps() -> None:
-    """In the child before exec: let the kernel write a core file when it crashes."""
+    """Called by the peer process first thing: let the kernel write a core file (into its
+    work directory) when it crashes."""
     _, hard = resource.getrlimit(resource.RLIMIT_CORE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcontrol.acd.adopt import plan_adoption, queue_state, restore_agents
 from callcontrol.acd.agents import AgentState
@@ -20,8 +21,7 @@ from callcontrol.acd.router import Acd
 from callcontrol.calls.session import CallSession
 from callcontrol.clock import utcnow
 from callcontrol.config import DispositionsConfig
-from callcontrol.store.db import create_engine, session_factory
-from callcontrol.store.migrations import upgrade
+from callcontrol.store.db import session_factory
 from callcontrol.store.records import CallClosed
 from callcontrol.store.tables import AgentEventRow, CallEventRow
 from callcontrol.telephony import ChannelHungUp, ChannelInfo
@@ -228,29 +228,23 @@ async def test_not_adopted_calls(harness: Harness) -> None:
 # -- agents after a restart ----------------------------------------------------------------
 
 async def test_restore_puts_agents_back_and_frees_those_whose_call_is_gone(
-    harness: Harness, tmp_path: Path,
+    harness: Harness, engine: AsyncEngine,
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    await upgrade(url)
-    engine = create_engine(url)
     last = {"a1": {"to": "available"}, "a2": {"to": "paused", "pause_reason": "break"},
             "a3": {"to": "on_call", "call_id": "c3", "queue": "q"},
             "a4": {"to": "on_call", "call_id": "c4", "queue": "q"},
             "a5": {"to": "logged_out"}, "a6": {"to": "wrap_up", "call_id": "c6"}}
-    try:
-        async with session_factory(engine)() as session:
-            for n, (agent_id, data) in enumerate(last.items()):
-                for to in ("logged_out", "available"):  # older rows do not count
-                    session.add(AgentEventRow(record_id=f"old-{n}-{to}", agent_id=agent_id,
-                                              at=utcnow(), kind="state", data={"to": to}))
-                session.add(AgentEventRow(record_id=f"r{n}", agent_id=agent_id, at=utcnow(),
-                                          kind="state", data=data))
-            await session.commit()
-        acd = await harness.build([agent(f"a{i}", ["q"]) for i in range(1, 8)],
-                                  {"q": queue()}, login=False)
-        restored = await restore_agents(engine, acd)
-    finally:
-        await engine.dispose()
+    async with session_factory(engine)() as session:
+        for n, (agent_id, data) in enumerate(last.items()):
+            for to in ("logged_out", "available"):  # older rows do not count
+                session.add(AgentEventRow(record_id=f"old-{n}-{to}", agent_id=agent_id,
+                                          at=utcnow(), kind="state", data={"to": to}))
+            session.add(AgentEventRow(record_id=f"r{n}", agent_id=agent_id, at=utcnow(),
+                                      kind="state", data=data))
+        await session.commit()
+    acd = await harness.build([agent(f"a{i}", ["q"]) for i in range(1, 8)],
+                              {"q": queue()}, login=False)
+    restored = await restore_agents(engine, acd)
     assert restored == {"a1": "available", "a2": "paused", "a3": "on_call", "a4": "on_call",
                         "a5": "logged_out", "a6": "available"}
     assert acd.board.agents["a2"].reason == "break"
@@ -264,11 +258,8 @@ async def test_restore_puts_agents_back_and_frees_those_whose_call_is_gone(
 
 
 async def test_a_wrap_up_held_for_a_required_disposition_is_held_again_after_a_restart(
-    harness: Harness, tmp_path: Path,
+    harness: Harness, engine: AsyncEngine,
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    await upgrade(url)
-    engine = create_engine(url)
     now = utcnow()
 
     def ago(seconds: float) -> datetime:
@@ -283,27 +274,24 @@ async def test_a_wrap_up_held_for_a_required_disposition_is_held_again_after_a_r
         "a6": ("c6", "q", 29.7),  # held for the 0.3 s left of wrap_up_max, then missing
     }
     given = [("c2", "a2", 4.0), ("c5", "a9", 10.0)]
-    try:
-        async with session_factory(engine)() as session:
-            for agent_id, (call_id, queue_name, seconds) in wrapping.items():
-                session.add(AgentEventRow(
-                    record_id=f"s-{agent_id}", agent_id=agent_id, at=ago(seconds),
-                    kind="state", data={"from": "on_call", "to": "wrap_up",
-                                        "reason": "call_ended", "call_id": call_id,
-                                        "queue": queue_name}))
-            for call_id, agent_id, seconds in given:
-                session.add(CallEventRow(record_id=f"d-{call_id}", call_id=call_id,
-                                         at=ago(seconds), kind="disposition",
-                                         data={"code": "1", "agent_id": agent_id}))
-            await session.commit()
-        codes = DispositionsConfig.model_validate(
-            {"required": True, "wrap_up_max": 30, "codes": [{"code": "1", "label": "Done"}]})
-        acd = await harness.build([agent(f"a{i}", ["q", "plain"]) for i in range(1, 7)],
-                                  {"q": queue(wrap_up=2.0, dispositions=codes),
-                                   "plain": queue(wrap_up=2.0)}, login=False)
-        restored = await restore_agents(engine, acd)
-    finally:
-        await engine.dispose()
+    async with session_factory(engine)() as session:
+        for agent_id, (call_id, queue_name, seconds) in wrapping.items():
+            session.add(AgentEventRow(
+                record_id=f"s-{agent_id}", agent_id=agent_id, at=ago(seconds),
+                kind="state", data={"from": "on_call", "to": "wrap_up",
+                                    "reason": "call_ended", "call_id": call_id,
+                                    "queue": queue_name}))
+        for call_id, agent_id, seconds in given:
+            session.add(CallEventRow(record_id=f"d-{call_id}", call_id=call_id,
+                                     at=ago(seconds), kind="disposition",
+                                     data={"code": "1", "agent_id": agent_id}))
+        await session.commit()
+    codes = DispositionsConfig.model_validate(
+        {"required": True, "wrap_up_max": 30, "codes": [{"code": "1", "label": "Done"}]})
+    acd = await harness.build([agent(f"a{i}", ["q", "plain"]) for i in range(1, 7)],
+                              {"q": queue(wrap_up=2.0, dispositions=codes),
+                               "plain": queue(wrap_up=2.0)}, login=False)
+    restored = await restore_agents(engine, acd)
     board = acd.board
     assert restored == {"a1": "wrap_up", "a2": "available", "a3": "wrap_up",
                         "a4": "available", "a5": "wrap_up", "a6": "wrap_up"}

@@ -21,8 +21,6 @@ from callcontrol.flows.simulate import SimulatedCall
 from callcontrol.recording.files import measure
 from callcontrol.recording.paths import RecordingPaths, relative_path
 from callcontrol.recording.runtime import CallRecorder, RecordingService
-from callcontrol.store.db import create_engine
-from callcontrol.store.migrations import upgrade
 from callcontrol.store.records import Record, RecordingFinished, RecordingStarted, new_id
 from callcontrol.store.writer import StoreWriter
 
@@ -104,17 +102,13 @@ class Bench:
 
 
 @pytest.fixture
-async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/store.db"
-    await upgrade(url)
-    engine = create_engine(url)
+async def bench(engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Bench]:
     writer = StoreWriter(engine, tmp_path / "journal", batch_interval=0.01)
     writer.start()
     root = tmp_path / "recordings"
     root.mkdir()
     yield Bench(engine, writer, RecordingPaths(root), tmp_path / "journal")
     await writer.close()
-    await engine.dispose()
 
 
 class Records(list[Any]):
